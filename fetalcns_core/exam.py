@@ -224,6 +224,7 @@ class Exam:
     bundle: BundleInfo | None = None
     diagnosis: ExamDiagnosis | None = None
     review: Review = field(default_factory=Review)
+    incomplete: str | None = None  # why the analysis did not finish (cancelled ...), if it did not
 
     def frame(self, key: str) -> FrameRecord:
         for rec in self.frames:
@@ -364,6 +365,7 @@ def exam_from_dict(data: dict[str, Any]) -> Exam:
             bundle=None if data.get("bundle") is None else _build(BundleInfo, data["bundle"]),
             diagnosis=None if data.get("diagnosis") is None else _build(ExamDiagnosis, data["diagnosis"]),
             review=_build(Review, review),
+            incomplete=data.get("incomplete"),
         )
     except (KeyError, TypeError) as exc:
         raise ExamFileError(f"exam file is damaged or incomplete: {exc}") from exc
