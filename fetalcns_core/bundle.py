@@ -1,0 +1,427 @@
+"""Model bundles: a folder with ``manifest.json``, one ``fold-K.safetensors`` per fold and ``MODEL_CARD.md``.
+
+The manifest names the architecture, the classes (order = output order), the input spec, each fold's
+file, sha256 and calibration temperature, and describes the model for people (training, metrics, data,
+intended use, limitations). Weights are never pickled. Every fold file is checked against its sha256
+on load: a damaged or incomplete bundle is refused, never run as a partial ensemble.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mmap
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from safetensors import safe_open
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from fetalcns_core import INTENDED_USE, __version__
+from fetalcns_core.exam import BundleInfo, atomic_write_bytes, now_iso
+from fetalcns_core.model_card import UNTRAINED_NOTE, model_card
+from fetalcns_core.preprocess import InputSpec
+from fetalcns_core.weight_codec import WEIGHT_DTYPES, WeightFileError, clean_keys, decode_state, encode_state
+
+log = logging.getLogger(__name__)
+
+FORMAT = "fetalcns-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MODEL_CARD = "MODEL_CARD.md"
+ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "resnet50-v1")
+# fmt: off
+_CORE_KEYS = frozenset({"format", "format_version", "bundle_id", "architecture", "classes", "class_names",
+                        "normal_class", "input", "cam_layer", "folds", "weights_dtype", "trained"})
+_REQUIRED = {"bundle_id": str, "architecture": str, "classes": list, "folds": list, "normal_class": str,
+             "input": dict}
+# fmt: on
+
+
+class BundleError(Exception):
+    """A model bundle cannot be used: missing, incomplete, damaged or of an unknown format."""
+
+
+@dataclass(frozen=True)
+class FoldSpec:
+    file: str
+    sha256: str
+    temperature: float = 1.0
+
+
+@dataclass
+class Bundle:
+    """A validated manifest and where it lies. Weights are loaded by ``load_fold_models``."""
+
+    path: Path
+    manifest: dict[str, Any]
+    bundle_id: str
+    architecture: str
+    classes: list[str]
+    class_names: list[str]
+    normal_class: str
+    input_spec: InputSpec
+    cam_layer: str
+    folds: list[FoldSpec]
+    trained: bool
+    ood: dict[str, Any] | None
+    sha256: str  # of manifest.json, which holds every fold file's sha256
+    weights_dtype: str = "float16"
+    label_map: dict[str, Any] | None = field(default=None)
+
+    @property
+    def title(self) -> str:
+        """The bundle's name for people; an untrained bundle says so."""
+        return self.bundle_id if self.trained else f"{self.bundle_id} ({UNTRAINED_NOTE})"
+
+    def info(self) -> BundleInfo:
+        return BundleInfo(
+            bundle_id=self.bundle_id,
+            sha256=self.sha256,
+            classes=list(self.classes),
+            class_names=list(self.class_names),
+            normal_class=self.normal_class,
+            trained=self.trained,
+            architecture=self.architecture,
+        )
+
+
+def build_network(arch: str, num_classes: int, device: str | torch.device = "meta") -> nn.Module:
+    """A torchvision ResNet with a ``num_classes`` head; on ``meta`` it allocates nothing."""
+    if arch not in ARCHITECTURES:
+        raise BundleError(f"unknown architecture '{arch}': supported are {', '.join(ARCHITECTURES)}")
+    with torch.device(device):
+        model = getattr(torchvision.models, arch.removesuffix("-v1"))(weights=None, num_classes=num_classes)
+    if arch.endswith("-v1"):
+        from fetalcns_core.training.convert import move_strides_to_1x1
+
+        move_strides_to_1x1(model)
+    return model
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def _fail(path: Path, what: str) -> BundleError:
+    return BundleError(f"model bundle '{path}' is not usable: {what} — reinstall it or choose another bundle")
+
+
+def _validate(data: Any, path: Path) -> None:
+    if not isinstance(data, dict):
+        raise _fail(path, "manifest.json is not a JSON object")
+    if data.get("format", FORMAT) != FORMAT:
+        raise _fail(path, f"manifest format is '{data.get('format')}', expected '{FORMAT}'")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise _fail(path, "manifest has no valid 'format_version'")
+    if version > FORMAT_VERSION:
+        raise BundleError(
+            f"model bundle '{path}' has format version {version}, newer than this program reads "
+            f"({FORMAT_VERSION}): update FetalCNS to use it"
+        )
+    for key, kind in _REQUIRED.items():
+        if not isinstance(data.get(key), kind):
+            raise _fail(path, f"manifest field '{key}' is missing or not a {kind.__name__}")
+    classes = data["classes"]
+    if not classes or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes):
+        raise _fail(path, "'classes' must be a non-empty list of distinct names")
+    names = data.get("class_names", classes)
+    if not isinstance(names, list) or len(names) != len(classes):
+        raise _fail(path, f"'class_names' must list {len(classes)} display names, one per class")
+    if data["normal_class"] not in classes:
+        raise _fail(path, f"normal class '{data['normal_class']}' is not one of the classes {classes}")
+    if data["architecture"] not in ARCHITECTURES:
+        raise _fail(path, f"architecture '{data['architecture']}' is unknown (supported: {ARCHITECTURES})")
+    if data.get("weights_dtype", "float32") not in WEIGHT_DTYPES:
+        raise _fail(path, f"weights_dtype '{data.get('weights_dtype')}' is not one of {WEIGHT_DTYPES}")
+    if not data["folds"]:
+        raise _fail(path, "the manifest lists no folds")
+    for i, fold in enumerate(data["folds"]):
+        ok = isinstance(fold, dict) and all(isinstance(fold.get(k), str) for k in ("file", "sha256"))
+        if not ok or Path(fold["file"]).name != fold["file"] or fold["file"].startswith("."):
+            raise _fail(path, f"fold {i} needs a plain 'file' name inside the bundle and its 'sha256'")
+        temp = fold.get("temperature", 1.0)
+        if not isinstance(temp, int | float) or not temp > 0:
+            raise _fail(path, f"fold {i} has temperature {temp!r}; it must be a positive number")
+    ood = data.get("ood")
+    if ood is not None and (not isinstance(ood, dict) or ood.get("method", "msp") not in ("msp", "energy")):
+        raise _fail(path, "'ood' must be an object with method 'msp' or 'energy' (and an optional threshold)")
+
+
+def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Read and validate ``manifest.json`` of the bundle folder ``path`` (weights are not read yet)."""
+    path = Path(path)
+    manifest_path = path / MANIFEST if path.is_dir() or not path.name.endswith(".json") else path
+    path = manifest_path.parent
+    try:
+        raw = manifest_path.read_bytes()
+    except OSError as exc:
+        raise BundleError(
+            f"no model bundle at '{path}' ({MANIFEST} cannot be read: {exc.strerror or exc}) — "
+            "choose a folder that holds manifest.json"
+        ) from exc
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _fail(path, f"manifest.json is not valid JSON ({exc})") from exc
+    _validate(data, path)
+    try:
+        spec = InputSpec.from_dict(data["input"])
+    except ValueError as exc:
+        raise _fail(path, str(exc)) from exc
+    return Bundle(
+        path=path,
+        manifest=data,
+        bundle_id=data["bundle_id"],
+        architecture=data["architecture"],
+        classes=list(data["classes"]),
+        class_names=[str(n) for n in data.get("class_names", data["classes"])],
+        normal_class=data["normal_class"],
+        input_spec=spec,
+        cam_layer=str(data.get("cam_layer", "layer4")),
+        folds=[
+            FoldSpec(f["file"], f["sha256"].lower(), float(f.get("temperature", 1.0))) for f in data["folds"]
+        ],
+        trained=bool(data.get("trained", True)),
+        ood=data.get("ood"),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        weights_dtype=data.get("weights_dtype", "float32"),
+        label_map=data.get("label_map"),
+    )
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def _sha256_of(file: Path) -> str:
+    """sha256 of a file read through a memory map (no copy; the hash releases the GIL)."""
+    with open(file, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return hashlib.sha256(mm).hexdigest()
+
+
+def _read_fold(bundle: Bundle, fold: FoldSpec) -> dict[str, torch.Tensor]:
+    """Check one fold file's sha256, then read and decode it to float32 tensors."""
+    file = bundle.path / fold.file
+    where = f"{fold.file} of bundle {bundle.bundle_id}"
+    try:
+        digest = _sha256_of(file)
+    except FileNotFoundError as exc:
+        raise BundleError(
+            f"{fold.file} is missing from bundle {bundle.bundle_id} ({bundle.path}): the bundle is "
+            "incomplete — reinstall it or choose another bundle"
+        ) from exc
+    except (OSError, ValueError) as exc:  # ValueError: an empty file cannot be mapped
+        raise BundleError(f"cannot read {where}: {exc} — reinstall the bundle or choose another one") from exc
+    if digest != fold.sha256:
+        raise BundleError(
+            f"{where} does not match its sha256 in the manifest (expected {fold.sha256[:12]}…, found "
+            f"{digest[:12]}…): the file is damaged or was replaced — reinstall the bundle or choose another"
+        )
+    try:
+        with safe_open(file, framework="pt") as st:
+            raw = {key: st.get_tensor(key) for key in st.keys()}  # noqa: SIM118 (not a dict)
+    except Exception as exc:  # safetensors raises its own error types
+        raise BundleError(f"{where} is not a valid safetensors file ({exc}): reinstall the bundle") from exc
+    try:
+        return decode_state(raw, where)
+    except WeightFileError as exc:
+        raise BundleError(f"{exc} — reinstall the bundle or choose another one") from exc
+
+
+def load_fold_models(bundle: Bundle, device: str | torch.device = "cpu") -> list[nn.Module]:
+    """Every fold's network, in eval mode and channels_last on ``device``.
+
+    Each file's sha256 is verified first; a missing, damaged or mismatching fold raises ``BundleError``.
+    Networks are built on the ``meta`` device and take the loaded tensors as they are (``assign=True``).
+    """
+    workers = min(len(bundle.folds), os.cpu_count() or 1, 4)
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # hashing and decoding release the GIL
+        futures = [pool.submit(_read_fold, bundle, fold) for fold in bundle.folds]
+        # the empty networks are built while the files are read
+        skeletons = [build_network(bundle.architecture, len(bundle.classes), "meta") for _ in bundle.folds]
+        states = [f.result() for f in futures]
+    models = []
+    for fold, state, model in zip(bundle.folds, states, skeletons, strict=True):
+        try:
+            model.load_state_dict(state, strict=True, assign=True)
+        except RuntimeError as exc:
+            raise BundleError(
+                f"{fold.file} of bundle {bundle.bundle_id} does not fit a {bundle.architecture} with "
+                f"{len(bundle.classes)} classes ({str(exc).splitlines()[0]}): manifest and weights disagree"
+            ) from exc
+        models.append(model.to(device=device, memory_format=torch.channels_last).eval())
+    log.info("loaded %d folds of bundle %s onto %s", len(models), bundle.bundle_id, device)
+    return models
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_bundle(
+    out_dir: str | os.PathLike[str],
+    state_dicts: Sequence[Mapping[str, torch.Tensor]],
+    *,
+    bundle_id: str,
+    architecture: str = "resnet34",
+    classes: Sequence[str],
+    class_names: Sequence[str] | None = None,
+    normal_class: str,
+    input_spec: InputSpec | None = None,
+    temperatures: Sequence[float] | None = None,
+    dtype: str = "float16",
+    trained: bool = True,
+    extra: Mapping[str, Any] | None = None,
+) -> Bundle:
+    """Write a bundle: ``fold-K.safetensors`` (K = 1..F), ``manifest.json`` and ``MODEL_CARD.md``.
+
+    ``extra`` fills the descriptive fields (training, metrics, data, intended_use, limitations, ood,
+    label_map ...); it cannot override the fields this function sets.
+    """
+    if dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"dtype '{dtype}' is not one of {WEIGHT_DTYPES}")
+    if not state_dicts:
+        raise ValueError("a bundle needs at least one fold's state dict")
+    temps = [1.0] * len(state_dicts) if temperatures is None else [float(t) for t in temperatures]
+    if len(temps) != len(state_dicts) or min(temps) <= 0:
+        raise ValueError(f"need one positive temperature per fold ({len(state_dicts)}), got {temperatures}")
+    clash = _CORE_KEYS & set(extra or {})
+    if clash:
+        raise ValueError(f"extra may not set {sorted(clash)}: pass them as write_bundle's arguments")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    folds = []
+    for k, state in enumerate(state_dicts, start=1):
+        probe = build_network(architecture, len(classes), device="meta")
+        try:
+            probe.load_state_dict(clean_keys(state), strict=True, assign=True)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"fold {k}'s state dict does not fit {architecture} with {len(classes)} classes: "
+                f"{str(exc).splitlines()[0]}"
+            ) from exc
+        payload = save_safetensors(
+            encode_state(state, dtype), metadata={"architecture": architecture, "fold": str(k)}
+        )
+        name = f"fold-{k}.safetensors"
+        _write_file(out / name, payload)
+        folds.append(
+            {"file": name, "sha256": hashlib.sha256(payload).hexdigest(), "temperature": temps[k - 1]}
+        )
+    for stale in set(p.name for p in out.glob("fold-*.safetensors")) - {f["file"] for f in folds}:
+        (out / stale).unlink()
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "bundle_id": bundle_id,
+        "architecture": architecture,
+        "classes": list(classes),
+        "class_names": list(class_names) if class_names is not None else list(classes),
+        "normal_class": normal_class,
+        "input": (input_spec or InputSpec()).to_dict(),
+        "cam_layer": "layer4",
+        "folds": folds,
+        "weights_dtype": dtype,
+        "trained": trained,
+        "intended_use": INTENDED_USE,
+        "created_at": now_iso(),
+        "fetalcns_version": __version__,
+    }
+    manifest.update(extra or {})
+    _validate(manifest, out)
+    return _write_manifest(out, manifest)
+
+
+def _write_file(path: Path, payload: bytes) -> None:
+    """Write atomically, readable by everyone (a bundle is installed for all users of a machine)."""
+    atomic_write_bytes(path, payload)
+    path.chmod(0o644)
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> Bundle:
+    text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    _write_file(out / MANIFEST, text.encode("utf-8"))
+    _write_file(out / MODEL_CARD, model_card(manifest).encode("utf-8"))
+    log.info("wrote model bundle %s to %s", manifest["bundle_id"], out)
+    return load_bundle(out)
+
+
+def update_manifest(path: str | os.PathLike[str], fields: Mapping[str, Any]) -> Bundle:
+    """Set descriptive fields (e.g. ``ood`` after calibrating its threshold, ``metrics``) of a bundle."""
+    bundle = load_bundle(path)
+    clash = _CORE_KEYS & set(fields)
+    if clash:
+        raise ValueError(f"cannot change {sorted(clash)} of an existing bundle: write a new bundle instead")
+    manifest = {**bundle.manifest, **fields}
+    _validate(manifest, bundle.path)
+    return _write_manifest(bundle.path, manifest)
+
+
+# --------------------------------------------------------------------------- test bundles and discovery
+
+
+def make_random_bundle(
+    out_dir: str | os.PathLike[str],
+    arch: str = "resnet34",
+    classes: Sequence[str] = ("normal", "encephalocele", "ventriculomegaly"),
+    n_folds: int = 2,
+    seed: int = 0,
+    dtype: str = "float16",
+) -> Bundle:
+    """A bundle of seeded random networks for tests: ``trained: false``, id ``untrained-test-…``.
+
+    Batch norm statistics are set from seeded noise and the head is scaled so that the outputs vary
+    from image to image instead of saturating; the networks know nothing.
+    """
+    calib = torch.randn(4, 3, 128, 128, generator=torch.Generator().manual_seed(seed))
+    states = []
+    for k in range(n_folds):
+        torch.manual_seed(seed * 1000 + k)
+        model = build_network(arch, len(classes), device="cpu")
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.momentum = None  # running stats = the calibration batch's stats
+        model.train()
+        with torch.no_grad():
+            model(calib)
+            model.eval()
+            spread = model(calib).std().clamp_min(1e-6)
+            model.fc.weight.mul_(1.5 / spread)
+            model.fc.bias.zero_()
+        states.append(model.state_dict())
+    return write_bundle(
+        out_dir,
+        states,
+        bundle_id=f"untrained-test-{arch}-{n_folds}f-s{seed}",
+        architecture=arch,
+        classes=list(classes),
+        class_names=[c.replace("_", " ").capitalize() for c in classes],
+        normal_class=classes[0],
+        dtype=dtype,
+        trained=False,
+        extra={"limitations": [UNTRAINED_NOTE]},
+    )
+
+
+def default_bundle_dir() -> Path | None:
+    """The first ``models/*/manifest.json``: ``$FETALCNS_MODELS``, the frozen app, the checkout, or share/."""
+    roots = []
+    if os.environ.get("FETALCNS_MODELS"):
+        roots.append(Path(os.environ["FETALCNS_MODELS"]))
+    if getattr(sys, "_MEIPASS", None):
+        roots.append(Path(sys._MEIPASS) / "models")
+    roots.append(Path(__file__).resolve().parents[1] / "models")
+    roots.append(Path(sys.prefix) / "share" / "fetalcns" / "models")
+    for root in roots:
+        found = sorted(root.glob(f"*/{MANIFEST}")) if root.is_dir() else []
+        if found:
+            return found[0].parent
+    return None
