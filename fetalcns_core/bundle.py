@@ -384,8 +384,9 @@ def make_random_bundle(
     calib = torch.randn(4, 3, 128, 128, generator=torch.Generator().manual_seed(seed))
     states = []
     for k in range(n_folds):
-        torch.manual_seed(seed * 1000 + k)
-        model = build_network(arch, len(classes), device="cpu")
+        with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+            torch.manual_seed(seed * 1000 + k)
+            model = build_network(arch, len(classes), device="cpu")
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.momentum = None  # running stats = the calibration batch's stats

@@ -27,3 +27,17 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("shared real data not found (../shared/data or $FETALCNS_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def random_bundle(tmp_path_factory: pytest.TempPathFactory):
+    """An untrained 2-fold ResNet34 bundle with three classes (random weights: for tests only)."""
+    from fetalcns_core.bundle import make_random_bundle
+
+    return make_random_bundle(
+        tmp_path_factory.mktemp("bundle") / "untrained-test",
+        arch="resnet34",
+        classes=("normal", "encephalocele", "ventriculomegaly"),
+        n_folds=2,
+        seed=0,
+    )
