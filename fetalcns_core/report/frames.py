@@ -65,7 +65,8 @@ def select_key_frames(exam: Exam, names: ClassNames, max_frames: int) -> list[Ke
     for item in other:
         best_per_class.setdefault(item[3], item)
     firsts = list(best_per_class.values())
-    other_pick = (firsts + [o for o in other if o not in firsts])[:MAX_OTHER_CLASS_FRAMES]
+    first_rows = {item[1] for item in firsts}
+    other_pick = (firsts + [o for o in other if o[1] not in first_rows])[:MAX_OTHER_CLASS_FRAMES]
     n_other = min(len(other_pick), max(0, max_frames - 1))
     n_support = max_frames - n_other
     chosen = [KeyFrame(rec, row, True) for _, row, rec in support[:n_support]]
@@ -112,7 +113,13 @@ def key_frame_blocks(
         crop, overlay, missing = _images(rec, frame_images)
         top = names.frame_top(rec)
         top_name = names(top[0]) if top else DASH
-        if key.supports:
+        suggested = exam.diagnosis.top_class if exam.diagnosis is not None else None
+        if key.supports and top is not None and top[0] != suggested:
+            head = Paragraph(
+                rich(f"Key frame {n} · highest P({names(suggested)}), though its own top class differs"),
+                st["ai_label"],
+            )
+        elif key.supports:
             head = Paragraph(f"Key frame {n} · supports the suggestion", st["ai_label"])
         else:
             head = Paragraph(rich(f"Key frame {n} · suggests another class: {top_name}"), st["alert_label"])

@@ -27,7 +27,6 @@ from fetalcns_core.report.frames import (
 )
 from fetalcns_core.report.pages import (
     MARGIN_BOTTOM,
-    MARGIN_TOP,
     MARGIN_X,
     PAGE_SIZE,
     NumberedCanvas,
@@ -169,7 +168,7 @@ def build_report(
         pagesize=PAGE_SIZE,
         leftMargin=MARGIN_X,
         rightMargin=MARGIN_X,
-        topMargin=MARGIN_TOP,
+        topMargin=decor.top_margin(PAGE_SIZE[0]),
         bottomMargin=MARGIN_BOTTOM,
         title=" · ".join(x for x in (title, exam.details.exam_id) if x),
         author=options.institution or product,

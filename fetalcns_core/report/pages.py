@@ -68,31 +68,39 @@ class PageDecor:
     footer: str
     product: str
 
+    def _lines(self, usable: float) -> list[tuple[Paragraph, float]]:
+        """The header's paragraphs, wrapped, with their heights."""
+        st = theme.styles()
+        lines = [
+            (rich(self.title), st["header_bold"], usable - 30 * mm),  # room for "Page x of y"
+            (rich(self.identity), st["header"], usable),
+            (rich(self.report_time), st["header"], usable),
+        ]
+        if self.alerts:
+            lines.append(("  ·  ".join(rich(a) for a in self.alerts), st["header_alert"], usable))
+        out = []
+        for text, style, w in lines:
+            para = Paragraph(text, style)
+            out.append((para, para.wrap(w, PAGE_SIZE[1])[1]))
+        return out
+
+    def top_margin(self, page_width: float) -> float:
+        """The page's top margin: the header's height (long names wrap) and a gap below its rule."""
+        header = sum(h for _, h in self._lines(page_width - 2 * MARGIN_X))
+        return max(MARGIN_TOP, _HEADER_TOP + header + 6 * mm)
+
     def __call__(self, canvas: Canvas, doc: Any) -> None:
         st = theme.styles()
         width, height = canvas._pagesize
         usable = width - 2 * MARGIN_X
         canvas.saveState()
-        top = height - _HEADER_TOP
-        title_w = usable - 30 * mm  # leave room for "Page x of y"
-        y = top
-        for text, style, w in (
-            (rich(self.title), st["header_bold"], title_w),
-            (rich(self.identity), st["header"], usable),
-            (rich(self.report_time), st["header"], usable),
-        ):
-            para = Paragraph(text, style)
-            _, ph = para.wrap(w, 40 * mm)
-            y -= ph
-            para.drawOn(canvas, MARGIN_X, y)
-        if self.alerts:
-            para = Paragraph("  ·  ".join(rich(a) for a in self.alerts), st["header_alert"])
-            _, ph = para.wrap(usable, 20 * mm)
+        y = height - _HEADER_TOP
+        for para, ph in self._lines(usable):
             y -= ph
             para.drawOn(canvas, MARGIN_X, y)
         canvas.setStrokeColor(theme.RULE)
         canvas.setLineWidth(0.6)
-        rule_y = min(y - 2, height - MARGIN_TOP + 3)
+        rule_y = height - doc.topMargin + 3 * mm
         canvas.line(MARGIN_X, rule_y, width - MARGIN_X, rule_y)
 
         foot = Paragraph(rich(self.footer), st["footer"])

@@ -38,19 +38,29 @@ def _p(text: str, style: str) -> Paragraph:
     return Paragraph(text, theme.styles()[style])
 
 
-def _boxed(rows: list[list[Flowable]], width: float, border: colors.Color, background: colors.Color, **kw):
-    table = Table(rows, colWidths=kw.pop("col_widths", [width]), hAlign="LEFT")
+def _boxed(
+    rows: list[list[Flowable]],
+    width: float,
+    border: colors.Color,
+    background: colors.Color,
+    *,
+    col_widths: list[float] | None = None,
+    border_width: float = 1.2,
+    extra: tuple[tuple, ...] = (),
+) -> Table:
+    """A framed, tinted table: one voice of the report (AI, clinician, warning) per box."""
+    table = Table(rows, colWidths=col_widths or [width], hAlign="LEFT")
     table.setStyle(
         theme.table_style(
             [
-                ("BOX", (0, 0), (-1, -1), kw.pop("border_width", 1.2), border),
+                ("BOX", (0, 0), (-1, -1), border_width, border),
                 ("BACKGROUND", (0, 0), (-1, -1), background),
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
                 ("LEFTPADDING", (0, 0), (-1, -1), 6),
                 ("RIGHTPADDING", (0, 0), (-1, -1), 6),
                 ("TOPPADDING", (0, 0), (-1, -1), 3),
                 ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-                *kw.pop("extra", []),
+                *extra,
             ]
         )
     )
@@ -107,7 +117,7 @@ def untrained_banner(width: float) -> Table:
         width,
         theme.ALERT,
         theme.ALERT,
-        extra=[("TOPPADDING", (0, 0), (-1, 0), 6), ("BOTTOMPADDING", (0, -1), (-1, -1), 6)],
+        extra=(("TOPPADDING", (0, 0), (-1, 0), 6), ("BOTTOMPADDING", (0, -1), (-1, -1), 6)),
     )
 
 
@@ -134,7 +144,7 @@ def ai_suggestion(exam: Exam, names: ClassNames, width: float) -> Table:
 
     left: list[Flowable] = [
         _p(rich(label), "ai_label"),
-        _p(f"{rich(names(dx.top_class))}&nbsp;&nbsp;{pct(dx.top_prob).replace(' ', '&nbsp;')}", "ai_big"),
+        _p(f"{rich(names(dx.top_class))}&nbsp;&nbsp;{pct(dx.top_prob)}", "ai_big"),
         _p(rich(f"most likely class: mean over the {dx.n_frames_used} used frames"), "muted"),
         Spacer(1, 4),
     ]
@@ -200,14 +210,14 @@ def clinician_decision(exam: Exam, names: ClassNames, tz: tzinfo | None, width: 
     rows: list[list[Flowable]] = [[_p(label, label_style)]]
     if not signed:
         rows.append([_p(rich(NOT_SIGNED.upper()), "alert_big")])
-    ai_top = names(dx.top_class) if dx is not None else "no suggestion"
+    ai_said = f"AI suggested {names(dx.top_class)}" if dx is not None else "no AI suggestion"
     if rv.decision == "agree":
         chosen = rv.decided_class or (dx.top_class if dx is not None else None)
         text = f"Agreed with the AI suggestion: <b>{rich(names(chosen))}</b>"
     elif rv.decision == "override":
         text = (
             f"Overrode the AI suggestion. Clinician's class: <b>{rich(names(rv.decided_class))}</b> "
-            f"(AI suggested {rich(ai_top)})"
+            f"({rich(ai_said)})"
         )
     else:
         text = "No decision recorded."
