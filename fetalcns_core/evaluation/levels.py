@@ -131,6 +131,7 @@ class LevelMetrics:
         threshold: float,
         n_bins: int,
         use_vote: bool = False,
+        light: bool = False,
     ) -> None:
         self.units = units
         self.classes = classes
@@ -139,6 +140,7 @@ class LevelMetrics:
         self.threshold = threshold
         self.n_bins = n_bins
         self.scored = not use_vote
+        self.light = light  # subgroups: per-class and macro ROC AUC only (no PR AUC, micro, ECE)
         y = units.labels
         if use_vote:
             if units.majority is None:
@@ -184,20 +186,22 @@ class LevelMetrics:
                 pos_b = self.rank[k].block_sums(weights * self.onehot[:, k])
                 neg_b = self.rank[k].block_sums(weights * ~self.onehot[:, k])
                 out[f"roc_auc/{cls}"] = M.auc_from_blocks(pos_b, neg_b)
-                out[f"pr_auc/{cls}"] = M.ap_from_blocks(pos_b, neg_b)
                 aucs.append(out[f"roc_auc/{cls}"])
-                aps.append(out[f"pr_auc/{cls}"])
+                if not self.light:
+                    out[f"pr_auc/{cls}"] = M.ap_from_blocks(pos_b, neg_b)
+                    aps.append(out[f"pr_auc/{cls}"])
             nan = np.full(weights.shape[0], np.nan)
             # macro over the classes present in these data; a resample that lacks one is undefined
             sel = self.auc_classes
             out["roc_auc_macro"] = np.mean([aucs[k] for k in sel], axis=0) if sel else nan
+            out["mean_true_class_prob"] = M._div(weights @ self.true_prob, weights.sum(axis=1))
+        if self.scored and not self.light:
             out["pr_auc_macro"] = np.mean([aps[k] for k in sel], axis=0) if sel else nan
             weights_k = np.repeat(weights, self.K, axis=1)
             flat = self.onehot.ravel()
             out["roc_auc_micro"] = M.weighted_auc(weights_k, flat, self.micro_rank)
             out["pr_auc_micro"] = M.weighted_ap(weights_k, flat, self.micro_rank)
             out["ece"] = M.ece(weights, self.confidence, self.pred == y, self.n_bins)
-            out["mean_true_class_prob"] = M._div(weights @ self.true_prob, weights.sum(axis=1))
         if self.normal_index is not None:
             if self.scored:
                 out["nva_auroc"] = M.weighted_auc(weights, self.abnormal, self.abnormal_rank)

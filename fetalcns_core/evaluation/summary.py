@@ -240,7 +240,8 @@ def render_summary(result: dict[str, Any]) -> str:
     lines += [
         f"Figures give the value and its 95% confidence interval: percentile bootstrap over cases "
         f"(groups), {boot['resamples']} resamples, seed {boot['seed']}. An exam is one case; its "
-        "probabilities are the mean over its images.",
+        "probabilities are the mean over its images. An interval cannot reach beyond what the cases show: "
+        "100% (100–100%) from a few cases means that none was missed here, not that none ever will be.",
         "",
     ]
     lines += _overview(result)

@@ -193,3 +193,23 @@ def test_bad_predictions_are_refused_with_the_reason(hand_rows):
         evaluate_predictions([r for r in hand_rows if r["augmented"]], CLASSES, "normal", n_bootstrap=0)
     with pytest.raises(PredictionTableError, match="do not match"):
         evaluate_predictions(hand_rows, ["normal", "a"], "normal", n_bootstrap=0)
+
+
+class _FrameLike:
+    """A stand-in for a pandas DataFrame: evaluate_predictions reads it through to_dict('records')."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def to_dict(self, orient):
+        assert orient == "records"
+        return self.rows
+
+
+def test_a_data_frame_and_a_table_give_the_same_figures(hand_rows):
+    from fetalcns_core.evaluation import table_from_records
+
+    a = evaluate_predictions(_FrameLike(hand_rows), CLASSES, "normal", n_bootstrap=20)
+    b = evaluate_predictions(table_from_records(hand_rows), CLASSES, "normal", n_bootstrap=20)
+    assert a["exam_level"]["roc_auc"] == b["exam_level"]["roc_auc"]
+    assert a["image_level"]["per_class"] == b["image_level"]["per_class"]
