@@ -294,3 +294,11 @@ def test_long_notes_and_audit_trail_run_onto_further_pages(tmp_path):
     _, pages = _build(tmp_path, exam)
     text = _flat(pages)
     assert "Line 119:" in text and "step 149" in text
+
+
+def test_a_failing_image_loader_is_reported_in_place_of_the_image(tmp_path):
+    def broken(rec):
+        raise OSError("cine_0001.avi: permission denied")
+
+    _, pages = _build(tmp_path, make_exam(5), images=broken)
+    assert "image not available (could not be read: cine_0001.avi: permission denied)" in _flat(pages)
