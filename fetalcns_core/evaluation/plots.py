@@ -42,8 +42,11 @@ def _macro_roc(curves: dict[str, Any], classes: list[str]) -> tuple[np.ndarray, 
     return grid, tpr
 
 
-def _legend(ax: Any, n: int) -> None:
-    ax.legend(loc="lower right", fontsize=6 if n > 8 else 7, frameon=False)
+def _legend(ax: Any, n: int, loc: str = "lower right") -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc=loc, fontsize=6 if n > 8 else 7, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "not defined on these data", ha="center", va="center", color="0.4")
 
 
 def plot_roc(result: dict[str, Any], path: Path) -> Path:
@@ -147,7 +150,7 @@ def plot_pr(result: dict[str, Any], path: Path) -> Path:
             ylabel="precision (PPV)",
             title=f"{title}: precision–recall",
         )
-        ax.legend(loc="lower left", fontsize=6 if len(classes) > 8 else 7, frameon=False)
+        _legend(ax, len(classes), loc="lower left")
     fig.suptitle("Precision–recall curves — research use, not a diagnosis", fontsize=9)
     return _save(fig, path)
 
@@ -215,7 +218,7 @@ def plot_reliability(result: dict[str, Any], path: Path) -> Path:
             ylabel="accuracy",
             title=f"{title}: ECE {_value(cal['ece'])}",
         )
-        ax.legend(loc="upper left", fontsize=7, frameon=False)
+        _legend(ax, 3, loc="upper left")
     fig.suptitle("Reliability (numbers in bars: count per bin) — research use, not a diagnosis", fontsize=9)
     return _save(fig, path)
 

@@ -69,7 +69,9 @@ def _subgroup_block(
     if not mask.any():
         return {"n": 0, "reason": f"no {unit} in this subgroup"}
     sub = units.subset(mask)
-    report = LevelReport(LevelMetrics(sub, classes, normal_index, threshold, n_bins, light=True), counts, unit)
+    report = LevelReport(
+        LevelMetrics(sub, classes, normal_index, threshold, n_bins, light=True), counts, unit
+    )
     block: dict[str, Any] = {
         "n": len(sub),
         "n_groups": int(np.unique(sub.group_index).size),
