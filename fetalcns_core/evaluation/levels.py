@@ -194,7 +194,7 @@ class LevelMetrics:
             # macro over the classes present in these data; a resample that lacks one is undefined
             sel = self.auc_classes
             out["roc_auc_macro"] = np.mean([aucs[k] for k in sel], axis=0) if sel else nan
-            out["mean_true_class_prob"] = M._div(weights @ self.true_prob, weights.sum(axis=1))
+            out["mean_true_class_prob"] = M.ratio(weights @ self.true_prob, weights.sum(axis=1))
         if self.scored and not self.light:
             out["pr_auc_macro"] = np.mean([aps[k] for k in sel], axis=0) if sel else nan
             weights_k = np.repeat(weights, self.K, axis=1)

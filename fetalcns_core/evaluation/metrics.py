@@ -47,7 +47,8 @@ class Ranking:
         return np.add.reduceat(weights[:, self.order], self.starts, axis=1)
 
 
-def _div(num: np.ndarray, den: np.ndarray, fill: float = np.nan) -> np.ndarray:
+def ratio(num: np.ndarray, den: np.ndarray, fill: float = np.nan) -> np.ndarray:
+    """num / den where den > 0, else ``fill`` (NaN: undefined)."""
     num = np.asarray(num, dtype=np.float64)
     den = np.asarray(den, dtype=np.float64)
     out = np.full(np.broadcast(num, den).shape, fill, dtype=np.float64)
@@ -61,7 +62,7 @@ def auc_from_blocks(pos_b: np.ndarray, neg_b: np.ndarray) -> np.ndarray:
     N = neg_b.sum(axis=1)
     neg_below = np.cumsum(neg_b, axis=1) - neg_b
     u = (pos_b * (neg_below + 0.5 * neg_b)).sum(axis=1)
-    return _div(u, P * N)
+    return ratio(u, P * N)
 
 
 def ap_from_blocks(pos_b: np.ndarray, neg_b: np.ndarray) -> np.ndarray:
@@ -69,8 +70,8 @@ def ap_from_blocks(pos_b: np.ndarray, neg_b: np.ndarray) -> np.ndarray:
     tp = np.cumsum(pos_b[:, ::-1], axis=1)
     fp = np.cumsum(neg_b[:, ::-1], axis=1)
     P = tp[:, -1:] if tp.shape[1] else np.zeros((pos_b.shape[0], 1))
-    precision = _div(tp, tp + fp, fill=0.0)
-    recall = _div(tp, P, fill=0.0)
+    precision = ratio(tp, tp + fp, fill=0.0)
+    recall = ratio(tp, P, fill=0.0)
     d_recall = np.diff(recall, axis=1, prepend=0.0)
     ap = (d_recall * precision).sum(axis=1)
     return np.where(P[:, 0] > 0, ap, np.nan)
@@ -106,20 +107,20 @@ def from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
     fp = predicted - tp
     fn = support - tp
     tn = total[:, None] - tp - fp - fn
-    recall = _div(tp, support)
-    precision = _div(tp, predicted)
-    f1 = _div(2 * tp, 2 * tp + fp + fn)
-    specificity = _div(tn, tn + fp)
+    recall = ratio(tp, support)
+    precision = ratio(tp, predicted)
+    f1 = ratio(2 * tp, 2 * tp + fp + fn)
+    specificity = ratio(tn, tn + fp)
     in_truth = support > 0
     in_either = in_truth | (predicted > 0)
     n_either = in_either.sum(axis=1)
     n_truth = in_truth.sum(axis=1)
 
     def macro(values: np.ndarray, mask: np.ndarray, count: np.ndarray) -> np.ndarray:
-        return _div(np.where(mask, np.nan_to_num(values, nan=0.0), 0.0).sum(axis=1), count)
+        return ratio(np.where(mask, np.nan_to_num(values, nan=0.0), 0.0).sum(axis=1), count)
 
     return {
-        "accuracy": _div(tp.sum(axis=1), total),
+        "accuracy": ratio(tp.sum(axis=1), total),
         "balanced_accuracy": macro(recall, in_truth, n_truth),
         "macro_precision": macro(precision, in_either, n_either),
         "macro_recall": macro(recall, in_either, n_either),
@@ -140,10 +141,10 @@ def binary_at_threshold(
     tn = weights @ (~positive & ~called).astype(np.float64)
     fp = weights @ (~positive & called).astype(np.float64)
     return {
-        "sensitivity": _div(tp, tp + fn),
-        "specificity": _div(tn, tn + fp),
-        "ppv": _div(tp, tp + fp),
-        "npv": _div(tn, tn + fn),
+        "sensitivity": ratio(tp, tp + fn),
+        "specificity": ratio(tn, tn + fp),
+        "ppv": ratio(tp, tp + fp),
+        "npv": ratio(tn, tn + fn),
         "tp": tp,
         "fn": fn,
         "tn": tn,
@@ -163,7 +164,7 @@ def ece(weights: np.ndarray, confidence: np.ndarray, correct: np.ndarray, n_bins
     onehot[np.arange(len(confidence)), calibration_bin_index(confidence, n_bins)] = 1.0
     conf_sum = weights @ (onehot * np.asarray(confidence, dtype=np.float64)[:, None])
     acc_sum = weights @ (onehot * np.asarray(correct, dtype=np.float64)[:, None])
-    return _div(np.abs(acc_sum - conf_sum).sum(axis=1), weights.sum(axis=1))
+    return ratio(np.abs(acc_sum - conf_sum).sum(axis=1), weights.sum(axis=1))
 
 
 def reliability_bins(
