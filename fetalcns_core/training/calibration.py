@@ -11,13 +11,14 @@ import torch
 
 log = logging.getLogger(__name__)
 
-T_MIN, T_MAX = 0.05, 20.0
+T_MIN, T_MAX = 0.2, 10.0  # beyond these, the validation set is too small or too easy to tell
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
     """The temperature ``T`` minimising the negative log-likelihood of ``softmax(logits / T)``.
 
-    Fitted on ``log T`` with L-BFGS and kept within [0.05, 20]; 1.0 when there is nothing to fit on.
+    Fitted on ``log T`` with L-BFGS and kept within [0.2, 10] (a warning says when a bound is hit);
+    1.0 when there is nothing to fit on.
     """
     if len(labels) == 0:
         log.warning("no validation frames to fit a temperature on: using 1.0")
@@ -37,6 +38,15 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200)
     t = float(log_t.detach().exp())
     if not math.isfinite(t):
         return 1.0
+    if not T_MIN <= t <= T_MAX:
+        log.warning(
+            "fitted temperature %.3g is outside [%g, %g] (%d validation frames, all %s): kept at the bound",
+            t,
+            T_MIN,
+            T_MAX,
+            len(labels),
+            "right" if (z.argmax(1) == y).all() else "scored",
+        )
     return float(min(max(t, T_MIN), T_MAX))
 
 

@@ -42,7 +42,7 @@ def init_from_env(device_kind: str) -> torch.device:
     if device_kind == "auto":
         device_kind = "cuda" if torch.cuda.is_available() else "cpu"
     if device_kind == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but no CUDA GPU is available: use --device cpu")
+        raise ValueError("--device cuda was asked for, but no CUDA GPU is available: use --device cpu")
     if device_kind not in ("cuda", "cpu"):
         raise ValueError(f"unknown device '{device_kind}': use auto, cuda or cpu")
     local = int(os.environ.get("LOCAL_RANK", "0"))

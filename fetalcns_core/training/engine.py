@@ -153,7 +153,12 @@ def train_one_epoch(
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, loader: DataLoader, device: torch.device, progress: bool = True, desc: str = "evaluate"
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    progress: bool = True,
+    desc: str = "evaluate",
+    amp: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Logits, labels and dataset indices of every item of ``loader``.
 
@@ -162,7 +167,7 @@ def evaluate(
     dataset index, so every process takes the same early-stopping decision.
     """
     model.eval()
-    amp = device.type == "cuda"
+    amp = amp and device.type == "cuda"
     out_logits, out_labels, out_index = [], [], []
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist_utils.is_main()))
     for images, targets, index in bar:
