@@ -1,0 +1,101 @@
+"""Fixtures of the desktop app tests: offscreen Qt, an isolated home folder, a random-weight bundle,
+synthetic ultrasound-like images and a short video, and a main window with the model loaded."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported by anything below
+
+from pathlib import Path  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "resources" / "sample-exam"
+
+
+def fan_image(seed: int, size: tuple[int, int] = (240, 320)) -> np.ndarray:
+    """A fan-shaped speckled image with burned-in text, like a small scanner frame (RGB)."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    img = np.zeros((h, w, 3), np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(mask, (w // 2, 10), (h - 20, h - 20), 90, -35, 35, 255, -1)
+    tex = cv2.GaussianBlur(rng.integers(40, 220, (h, w), dtype=np.uint8), (5, 5), 0)
+    img[mask > 0] = tex[mask > 0][:, None]
+    cv2.putText(img, "GE 12/03/2024", (5, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
+    return img
+
+
+@pytest.fixture(autouse=True)
+def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Settings, exams and logs of the app go to a fresh folder for each test."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("FETALCNS_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def app_bundle(tmp_path_factory: pytest.TempPathFactory):
+    """An untrained two-fold bundle (random weights): the app must flag it as meaningless."""
+    from fetalcns_core.bundle import make_random_bundle
+
+    return make_random_bundle(
+        tmp_path_factory.mktemp("app-bundle") / "untrained",
+        classes=("normal", "encephalocele", "ventriculomegaly"),
+        n_folds=2,
+        seed=1,
+    )
+
+
+@pytest.fixture()
+def prefs(app_home: Path, app_bundle):
+    from app.prefs import Prefs
+
+    p = Prefs()
+    p.bundle_dir = str(app_bundle.path)
+    p.device = "cpu"
+    p.intended_use_seen = True
+    p.reviewer = "Dr Test"
+    return p
+
+
+@pytest.fixture()
+def window(qtbot, prefs):
+    """The main window with the test bundle loaded."""
+    from app.main_window import MainWindow
+
+    win = MainWindow(prefs)
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    qtbot.waitUntil(lambda: win.engine.ensemble is not None, timeout=60000)
+    yield win
+    win.engine.cancel_analysis()
+    win.engine.runner.wait(30000)
+
+
+@pytest.fixture()
+def image_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"img{i}.png"), cv2.cvtColor(fan_image(i), cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def write_video(path: Path, n_frames: int, size: tuple[int, int] = (240, 320)) -> Path:
+    h, w = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (w, h))
+    for i in range(n_frames):
+        writer.write(cv2.cvtColor(fan_image(100 + i, size), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def analyse_and_wait(qtbot, win, paths: list, timeout: int = 120000) -> None:
+    with qtbot.waitSignal(win.engine.analysis_done, timeout=timeout):
+        win.open_paths([str(p) for p in paths])
