@@ -21,7 +21,7 @@ def toy_image(cls: str, rng: np.random.Generator, size: int = 48, brightness: fl
         pattern = ((xx + phase) // (period // 2)) % 2
     else:
         pattern = (((yy + phase) // (period // 2)) + ((xx + phase) // (period // 2))) % 2
-    grey = 60 + 120 * pattern + brightness + rng.normal(0, 20, (size, size))
+    grey = 60 + 120 * pattern + brightness + rng.normal(0, 12, (size, size))
     grey = np.clip(grey, 20, 255).astype(np.uint8)
     return np.repeat(grey[..., None], 3, axis=2)
 
