@@ -35,8 +35,10 @@ class DatasetPredictions:
     warnings: list[str] = field(default_factory=list)
 
 
-def bundle_label_map(manifest: Mapping[str, Any], classes: list[str]) -> dict[str, str | None] | None:
-    """The manifest's ``label_map``, checked: every target is one of the bundle's classes or null."""
+def bundle_label_map(manifest: Mapping[str, Any]) -> dict[str, str | None] | None:
+    """The manifest's ``label_map`` (``{old: new or null}``, or a training run's ``{"map": {...}, ...}``).
+
+    A label mapped to something that is not a class of the bundle is treated as any unknown label."""
     raw = manifest.get("label_map")
     if raw is None:
         return None
@@ -48,12 +50,20 @@ def bundle_label_map(manifest: Mapping[str, Any], classes: list[str]) -> dict[st
         raise PredictionTableError(
             "the bundle's 'label_map' must map each original label to a class id or null (to drop)"
         )
-    wrong = sorted({v for v in raw.values() if v is not None and v not in classes})
-    if wrong:
-        raise PredictionTableError(
-            f"the bundle's 'label_map' maps to {wrong}, which are not among its classes {classes}"
-        )
     return dict(raw)
+
+
+def analysis_settings(
+    manifest: Mapping[str, Any], crop: str | None, every: int | None, fps: float | None, device: str
+) -> AnalysisSettings:
+    """Sampling and cropping: the caller's, else the bundle's training record, else the app's defaults."""
+    default = AnalysisSettings()
+    trained = (manifest.get("training") or {}).get("frames") or {}
+    if every is None and fps is None:
+        every, fps = trained.get("every", default.every), trained.get("fps", default.fps)
+    return AnalysisSettings(
+        every=every, fps=fps, crop=crop or trained.get("crop") or default.crop, device=device
+    )
 
 
 def predict_dataset(
@@ -63,12 +73,18 @@ def predict_dataset(
     include_augmented: bool = False,
     drop_unknown_labels: bool = False,
     device: str = "auto",
-    settings: AnalysisSettings | None = None,
+    crop: str | None = None,
+    every: int | None = None,
+    fps: float | None = None,
     batch_size: int = 8,
     on_progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> DatasetPredictions:
-    """Run the bundle's ensemble over the labelled dataset (a CSV manifest or a class/patient folder tree)."""
+    """Run the bundle's ensemble over the labelled dataset (a CSV manifest or a class/patient folder tree).
+
+    Frames are sampled and cropped as the bundle was trained (its manifest's ``training.frames``) unless
+    ``crop`` / ``every`` / ``fps`` say otherwise; without that record, as the app does by default.
+    """
     from fetalcns_core.bundle import load_bundle
     from fetalcns_core.ensemble import Ensemble
     from fetalcns_core.pipeline import analyse
@@ -76,7 +92,7 @@ def predict_dataset(
 
     bundle = load_bundle(bundle_dir)
     classes = list(bundle.classes)
-    mapping = bundle_label_map(bundle.manifest, classes)
+    mapping = bundle_label_map(bundle.manifest)
     index = build_index(data, LabelMap(mapping) if mapping else None, normal_class=None)
     samples = list(index.samples)
     n_aug = sum(s.augmented for s in samples)
@@ -94,12 +110,14 @@ def predict_dataset(
         samples = [s for s in samples if s.label in classes]
     if not samples:
         raise PredictionTableError("no labelled file is left to evaluate (all augmented, dropped or unknown)")
-    settings = settings or AnalysisSettings()
+    settings = analysis_settings(bundle.manifest, crop, every, fps, device)
     ensemble = Ensemble(bundle, device=device)
     by_group: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
         by_group.setdefault(s.group, []).append(i)
-    rows: dict[str, list[Any]] = {k: [] for k in ("files", "groups", "labels", "augmented", "ga", "probs")}
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("files", "frames", "groups", "labels", "augmented", "ga", "probs")
+    }
     unscored: list[dict[str, str]] = []
     done = 0
     for group, members in sorted(by_group.items()):
@@ -107,25 +125,23 @@ def predict_dataset(
             raise KeyboardInterrupt("evaluation cancelled")
         where = {Path(samples[i].path).resolve(): i for i in members}
         exam = analyse([samples[i].path for i in members], ensemble, settings, batch_size=batch_size)
-        seen = set()
         for src in exam.sources:
             if src.failed:
                 i = where.get(Path(src.path).resolve())
                 unscored.append(
                     {"file": samples[i].file if i is not None else src.path, "reason": src.error or ""}
                 )
-        multi = {Path(s.path).resolve() for s in exam.sources if (s.n_frames or 1) > 1}
         for rec in exam.frames:
             key = Path(rec.source_path).resolve()
             if key not in where:
                 raise RuntimeError(f"frame of an unexpected file '{rec.source_path}' in group '{group}'")
             s = samples[where[key]]
-            seen.add(key)
-            file_id = f"{s.file}#{rec.index}" if key in multi else s.file
             if not rec.scored:
-                unscored.append({"file": file_id, "reason": rec.unusable_reason or "not scored"})
+                name = s.file if rec.kind == "image" else f"{s.file}#{rec.index}"
+                unscored.append({"file": name, "reason": rec.unusable_reason or "not scored"})
                 continue
-            rows["files"].append(file_id)
+            rows["files"].append(s.file)
+            rows["frames"].append(rec.index)
             rows["groups"].append(s.group)
             rows["labels"].append(classes.index(s.label))
             rows["augmented"].append(s.augmented)
@@ -145,6 +161,7 @@ def predict_dataset(
         augmented=rows["augmented"],
         ga_weeks=rows["ga"],
         probs=np.array(rows["probs"], dtype=np.float64),
+        frames=rows["frames"],
     )
     warnings = []
     if not bundle.trained:

@@ -32,7 +32,6 @@ from fetalcns_core.evaluation.table import (
     read_predictions_csv,
     write_predictions_csv,
 )
-from fetalcns_core.exam import AnalysisSettings
 
 log = logging.getLogger("fetalcns_core.evaluation")
 
@@ -76,8 +75,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="with --bundle: leave out files whose label is not a class of the bundle",
     )
     p.add_argument("--device", default="auto", help="with --bundle: auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--crop", default="auto", choices=("auto", "none"), help="with --bundle: cropping")
-    p.add_argument("--every", type=int, default=80, help="with --bundle: every N-th video frame (default 80)")
+    p.add_argument(
+        "--crop", choices=("auto", "none"), help="with --bundle: cropping (default: as trained, else auto)"
+    )
+    p.add_argument(
+        "--every", type=int, help="with --bundle: every N-th video frame (default: as trained, else 80)"
+    )
     p.add_argument("--batch-size", type=int, default=8, help="with --bundle: frames per batch")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
     return p
@@ -120,7 +123,7 @@ def load_run_predictions(
     source = {"name": csv_path.parent.name if path.is_dir() else csv_path.name, "predictions": str(csv_path)}
     if run:
         source["run"] = str(run_json)
-        for key in ("run_id", "bundle_id", "architecture", "seed", "folds", "created_at"):
+        for key in ("run_id", "code_version", "architecture"):
             if key in run and isinstance(run[key], str | int | float):
                 source[key] = run[key]
     return table, normal, source
@@ -178,14 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from fetalcns_core.evaluation.bundle_eval import predict_dataset
 
-            settings = AnalysisSettings(every=args.every, crop=args.crop, device=args.device)
             made = predict_dataset(
                 args.bundle,
                 args.data,
                 include_augmented=args.include_augmented,
                 drop_unknown_labels=args.drop_unknown_labels,
                 device=args.device,
-                settings=settings,
+                crop=args.crop,
+                every=args.every,
                 batch_size=args.batch_size,
             )
             table, source, notes, warnings = made.table, made.source, made.notes, made.warnings

@@ -56,7 +56,7 @@ def group_list(table: PredictionTable) -> list[str]:
 def image_units(table: PredictionTable, groups: list[str]) -> Units:
     where = {g: i for i, g in enumerate(groups)}
     return Units(
-        ids=list(table.files),
+        ids=table.unit_ids(),
         labels=table.labels.copy(),
         probs=table.probs.copy(),
         group_index=np.array([where[g] for g in table.groups], dtype=np.int64),

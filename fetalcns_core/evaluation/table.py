@@ -2,8 +2,9 @@
 
 It is what a training run writes as ``oof_predictions.csv`` (out-of-fold predictions) and what a bundle
 run over a labelled dataset produces (``fold = -1``). Columns:
-``file, group, fold, label, augmented, gestational_age_weeks, prob_<class_id>...``; the class order is
-the order of the ``prob_`` columns, an empty gestational age means unknown.
+``file, frame, group, fold, label, augmented, gestational_age_weeks, prob_<class_id>...``; the class
+order is the order of the ``prob_`` columns, an empty gestational age means unknown, ``frame`` (the
+frame index within a video or multi-frame file, 0 for a still image) may be absent.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 PROB_PREFIX = "prob_"
 REQUIRED_COLUMNS = ("file", "group", "label")
-BASE_COLUMNS = ("file", "group", "fold", "label", "augmented", "gestational_age_weeks")
+BASE_COLUMNS = ("file", "frame", "group", "fold", "label", "augmented", "gestational_age_weeks")
 PROB_SUM_TOLERANCE = 1e-3
 
 
@@ -43,9 +44,14 @@ class PredictionTable:
     augmented: np.ndarray  # (N,) bool
     ga_weeks: np.ndarray  # (N,) float, NaN when unknown
     probs: np.ndarray  # (N, K) float64
+    frames: np.ndarray | None = None  # (N,) int, frame index within the file; zeros when not given
 
     def __post_init__(self) -> None:
         n = len(self.files)
+        self.frames = (
+            np.zeros(n, dtype=np.int64) if self.frames is None else np.asarray(self.frames, np.int64)
+        )
+        self.frames = self.frames.reshape(n)
         self.folds = np.asarray(self.folds, dtype=np.int64).reshape(n)
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(n)
         self.augmented = np.asarray(self.augmented, dtype=bool).reshape(n)
@@ -68,7 +74,15 @@ class PredictionTable:
             augmented=self.augmented[idx],
             ga_weeks=self.ga_weeks[idx],
             probs=self.probs[idx],
+            frames=self.frames[idx],
         )
+
+    def unit_ids(self) -> list[str]:
+        """One id per row: the file, with ``#frame`` for a file that gives more than one row."""
+        counts: dict[str, int] = {}
+        for f in self.files:
+            counts[f] = counts.get(f, 0) + 1
+        return [f"{f}#{k}" if counts[f] > 1 else f for f, k in zip(self.files, self.frames, strict=True)]
 
     def to_records(self) -> list[dict[str, Any]]:
         rows = []
@@ -76,6 +90,7 @@ class PredictionTable:
             ga = self.ga_weeks[i]
             row: dict[str, Any] = {
                 "file": self.files[i],
+                "frame": int(self.frames[i]),
                 "group": self.groups[i],
                 "fold": int(self.folds[i]),
                 "label": self.classes[self.labels[i]],
@@ -148,7 +163,7 @@ def table_from_records(
             "model's output over exactly these classes"
         )
     index = {c: k for k, c in enumerate(classes)}
-    files, groups, folds, labels, augmented, ga, probs = [], [], [], [], [], [], []
+    files, frames, groups, folds, labels, augmented, ga, probs = [], [], [], [], [], [], [], []
     unknown: dict[str, int] = {}
     for n, row in enumerate(rows, start=1):
         where = f"row {n} ('{row.get('file', '')}')"
@@ -168,7 +183,9 @@ def table_from_records(
                 "softmax output over all classes"
             )
         fold = _parse_float(row.get("fold"), "fold", where)
+        frame = _parse_float(row.get("frame"), "frame", where)
         files.append(str(row["file"]))
+        frames.append(0 if math.isnan(frame) else int(frame))
         groups.append(group)
         folds.append(-1 if math.isnan(fold) else int(fold))
         labels.append(index[label])
@@ -180,10 +197,10 @@ def table_from_records(
             f"label(s) not among the classes {classes}: {unknown} (label: rows); map them to a class or "
             "remove those rows"
         )
-    table = PredictionTable(classes, files, groups, folds, labels, augmented, ga, np.array(probs))
-    dupes = len(files) - len(set(files))
+    table = PredictionTable(classes, files, groups, folds, labels, augmented, ga, np.array(probs), frames)
+    dupes = len(files) - len(set(zip(files, frames, strict=True)))
     if dupes:
-        log.warning("%d file(s) appear more than once in the predictions; each row is counted", dupes)
+        log.warning("%d row(s) repeat a file and frame of an earlier row; each row is counted", dupes)
     return table
 
 

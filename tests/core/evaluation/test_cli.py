@@ -26,7 +26,7 @@ def test_cli_on_a_run_folder_writes_every_output(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     _write_csv(run / "oof_predictions.csv", random_rows(n_groups=24, seed=3))
-    (run / "run.json").write_text(json.dumps({"classes": CLASSES, "normal_class": "normal", "seed": 1}))
+    (run / "run.json").write_text(json.dumps({"classes": CLASSES, "normal_class": "normal", "run_id": "r1"}))
     assert main([str(run), "--bootstrap", "50", "--quiet"]) == 0
     out = run / "evaluation"
     for name in ("metrics.json", "summary.md", *PNGS):
@@ -34,7 +34,7 @@ def test_cli_on_a_run_folder_writes_every_output(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics == read_metrics(out)
     assert metrics["classes"] == CLASSES and metrics["bootstrap"]["resamples"] == 50
-    assert metrics["source"]["seed"] == 1
+    assert metrics["source"]["run_id"] == "r1"
     summary = (out / "summary.md").read_text()
     assert "not a diagnosis" in summary and "| Accuracy |" in summary and "Mann–Whitney" in summary
     printed = capsys.readouterr().out
@@ -64,3 +64,22 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--threshold", "x"])
     assert main([]) == 2
+
+
+def test_reads_the_training_runs_out_of_fold_columns_with_video_frames(tmp_path, caplog):
+    from fetalcns_core.evaluation import read_predictions_csv
+    from fetalcns_core.training.outputs import BASE_COLUMNS
+
+    rows = random_rows(n_groups=4, seed=6)
+    rows += [dict(rows[0], frame=80), dict(rows[0], frame=160)]  # two more frames of one video
+    rows[0]["frame"] = 0
+    columns = BASE_COLUMNS + [f"prob_{c}" for c in CLASSES]
+    with (tmp_path / "oof_predictions.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, restval="0")
+        writer.writeheader()
+        writer.writerows(rows)
+    table = read_predictions_csv(tmp_path / "oof_predictions.csv")
+    assert table.classes == CLASSES and table.frames.tolist()[-2:] == [80, 160]
+    ids = table.unit_ids()
+    assert len(set(ids)) == len(ids) and ids[0].endswith("#0") and ids[-1].endswith("#160")
+    assert "repeat" not in caplog.text
