@@ -11,6 +11,7 @@ import hashlib
 import logging
 from collections import Counter
 from datetime import datetime
+from logging.handlers import MemoryHandler
 from pathlib import Path
 from typing import Any
 
@@ -163,16 +164,44 @@ def _check_same_run(existing: dict[str, Any], record: dict[str, Any], run_dir: P
         )
 
 
+class RunLog:
+    """``train.log`` in the run folder: what the package logs, from the start (kept in memory until the
+    run folder exists, so a refused run leaves no folder behind)."""
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger("fetalcns_core")
+        self.handler: logging.Handler = MemoryHandler(capacity=1_000_000, flushLevel=logging.CRITICAL + 1)
+        self.logger.addHandler(self.handler)
+
+    def open(self, run_dir: Path) -> None:
+        if not isinstance(self.handler, MemoryHandler):
+            return
+        file = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+        file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.handler.setTarget(file)
+        self.handler.flush()
+        self.logger.removeHandler(self.handler)
+        self.handler = file
+        self.logger.addHandler(file)
+
+    def close(self) -> None:
+        self.logger.removeHandler(self.handler)
+        self.handler.close()
+
+
 def main(args: argparse.Namespace) -> Path | None:
     """Train the folds asked for; returns the bundle folder once every fold of the run is finished."""
     device = dist_utils.init_from_env(args.device)
+    run_log = RunLog() if dist_utils.is_main() else None
     try:
-        return _main(args, device)
+        return _main(args, device, run_log)
     finally:
+        if run_log is not None:
+            run_log.close()
         dist_utils.cleanup()
 
 
-def _main(args: argparse.Namespace, device: Any) -> Path | None:
+def _main(args: argparse.Namespace, device: Any, run_log: RunLog | None) -> Path | None:
     stamp = dist_utils.broadcast_object(datetime.now().strftime("%Y%m%d-%H%M%S"))
     run_dir = Path(args.output_dir or Path("runs") / f"train-{stamp}")
     args.arch, _ = resolve_init(args.arch, args.init)  # fails early when ImageNet weights are missing
@@ -188,6 +217,8 @@ def _main(args: argparse.Namespace, device: Any) -> Path | None:
     elif dist_utils.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_run_json(run_dir, record)
+    if run_log is not None:
+        run_log.open(run_dir)
     dist_utils.barrier()
     log.info(
         "run folder %s (%s split, %d folds, device %s, %d process(es))",
