@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -76,7 +76,9 @@ class ReviewPanel(QGroupBox):
         self.status = QLabel(objectName="signStatus")
         self.status.setWordWrap(True)
         self.history = QListWidget(objectName="auditList")
-        self.history.setMaximumHeight(110)
+        self.history.setMaximumHeight(120)
+        self.history.setWordWrap(True)
+        self.history.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.history.setToolTip("Every change to the review, with who and when (saved in the exam file)")
 
         grid = QGridLayout()

@@ -75,7 +75,7 @@ def entry_for(
         entry.line1 = "not scored"
     if excluded is not None:
         entry.status = "excluded"
-        entry.line2 = f"excluded: {excluded}"
+        entry.line2 = excluded if excluded.lower().startswith("excluded") else f"excluded: {excluded}"
     if thumb is not None:
         entry.thumb = pixmap_from_rgb(thumb).scaled(
             THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation

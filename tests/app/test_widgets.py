@@ -91,15 +91,15 @@ def test_viewer_zooms_pans_switches_views_and_asks_for_overlays(qtbot):
     viewer.original_wanted.connect(originals.append)
     crop = np.zeros((100, 120, 3), np.uint8)
     viewer.set_frame("k1", crop, Box(10, 20, 130, 120), top=1, has_cams=True)
-    assert wanted[-1] == ("k1", 1, 0.45)  # default: the frame's top class
-    viewer.set_overlay("k1", 1, 0.45, np.full((100, 120, 3), 200, np.uint8))
+    assert wanted[-1] == ("k1", 1, 0.35)  # default: the frame's top class
+    viewer.set_overlay("k1", 1, 0.35, np.full((100, 120, 3), 200, np.uint8))
     assert viewer.overlay_shown()
     viewer.overlay_check.setChecked(False)
     assert not viewer.overlay_shown()
     viewer.overlay_check.setChecked(True)
     viewer.cam_class.setCurrentIndex(viewer.cam_class.findData(0))
     assert wanted[-1][:2] == ("k1", 0) and not viewer.overlay_shown()  # stale class hidden
-    viewer.set_overlay("other", 0, 0.45, crop)  # a late result for another frame is ignored
+    viewer.set_overlay("other", 0, 0.35, crop)  # a late result for another frame is ignored
     assert not viewer.overlay_shown()
     viewer.toggle_mode()
     assert viewer.mode == "original" and originals == ["k1"]
