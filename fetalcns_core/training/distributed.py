@@ -89,6 +89,14 @@ def broadcast_object(obj: Any) -> Any:
     return box[0]
 
 
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Give every process rank 0's buffers (batch-norm running statistics), which each process updated
+    with its own batches since DDP last synchronised them, so that all evaluate the same network."""
+    if is_distributed():
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 class ShardSampler(Sampler[int]):
     """Evaluation sampler: process r takes items r, r + W, r + 2W ... with no padding or duplicates
     (``DistributedSampler`` pads, which would count some items twice in the metrics)."""

@@ -251,7 +251,10 @@ def train_fold(
             args.progress,
             f"fold {k} epoch {epoch}",
         )
-        logits, labels, _ = evaluate(net, val_loader, device, args.progress, f"fold {k} validation", args.amp)
+        dist_utils.broadcast_buffers(model)
+        logits, labels, _ = evaluate(
+            model, val_loader, device, args.progress, f"fold {k} validation", args.amp
+        )
         val = classification_metrics(logits, labels, n_classes, weights)
         improved = stopper.step(val[args.select_metric], epoch)
         row = {

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from fetalcns_core.training import distributed as dist_utils
@@ -192,6 +193,8 @@ class RunLog:
 def main(args: argparse.Namespace) -> Path | None:
     """Train the folds asked for; returns the bundle folder once every fold of the run is finished."""
     device = dist_utils.init_from_env(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     run_log = RunLog() if dist_utils.is_main() else None
     try:
         return _main(args, device, run_log)
