@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from fetalcns_core.bundle import Bundle, BundleError, load_bundle, load_fold_models
 from fetalcns_core.exam import FramePrediction
@@ -48,6 +47,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     raise DeviceError(f"unknown device '{name}': use 'auto', 'cpu' or 'cuda'")
 
 
+def _fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """conv <- bn(conv(.)) in place: the weights are rescaled where they lie (no second copy)."""
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    bias = bn.bias - bn.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    conv.weight.mul_(scale.view(-1, 1, 1, 1))
+    conv.bias = nn.Parameter(bias.detach().clone(), requires_grad=conv.weight.requires_grad)
+
+
 def fuse_batch_norms(model: nn.Module) -> nn.Module:
     """Fold every batch norm of a torchvision ResNet into the conv before it (inference only), in place."""
     pairs: list[tuple[nn.Module, str, str]] = [(model, "conv1", "bn1")]
@@ -58,9 +67,7 @@ def fuse_batch_norms(model: nn.Module) -> nn.Module:
                 pairs.append((block.downsample, "0", "1"))
     with torch.no_grad():
         for parent, conv, bn in pairs:
-            fused = fuse_conv_bn_eval(getattr(parent, conv), getattr(parent, bn))
-            fused.requires_grad_(True)  # as the other parameters, so the Grad-CAM reference path works
-            setattr(parent, conv, fused.to(memory_format=torch.channels_last))
+            _fold_bn_into_conv(getattr(parent, conv), getattr(parent, bn))
             setattr(parent, bn, nn.Identity())
     return model
 

@@ -15,28 +15,19 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 import torch
-from pytorch_grad_cam import (
-    EigenCAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    HiResCAM,
-    LayerCAM,
-    ScoreCAM,
-    XGradCAM,
-)
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from fetalcns_core.preprocess import InputSpec, eval_view_box
 
+# pytorch-grad-cam class per method name; imported when first used (it pulls in a large stack)
 CAM_METHODS = {
-    "gradcam": GradCAM,
-    "gradcam++": GradCAMPlusPlus,
-    "scorecam": ScoreCAM,
-    "xgradcam": XGradCAM,
-    "hirescam": HiResCAM,
-    "layercam": LayerCAM,
-    "eigencam": EigenCAM,
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "scorecam": "ScoreCAM",
+    "xgradcam": "XGradCAM",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "eigencam": "EigenCAM",
 }
 COLORMAPS = {"jet": cv2.COLORMAP_JET, "turbo": cv2.COLORMAP_TURBO}
 
@@ -126,6 +117,10 @@ def gradcam_reference(
     """
     if method not in CAM_METHODS:
         raise ValueError(f"unknown CAM method '{method}': choose one of {sorted(CAM_METHODS)}")
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    cam_class = getattr(pytorch_grad_cam, CAM_METHODS[method])
     layer = resolve_layer(model, target_layer)
     n = input_tensor.shape[0]
     indices = [int(class_index)] * n if isinstance(class_index, int) else [int(k) for k in class_index]
@@ -135,7 +130,7 @@ def gradcam_reference(
     with torch.inference_mode(False), torch.enable_grad():
         x = input_tensor.detach().clone().to(device)
         try:
-            with CAM_METHODS[method](model=model, target_layers=[layer]) as cam:
+            with cam_class(model=model, target_layers=[layer]) as cam:
                 return cam(input_tensor=x, targets=[ClassifierOutputTarget(k) for k in indices])
         finally:
             model.zero_grad(set_to_none=True)
