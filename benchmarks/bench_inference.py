@@ -1,0 +1,146 @@
+"""Inference throughput and memory of a 5-fold ResNet34 ensemble on the CPU. Run by hand; prints a table.
+
+    python benchmarks/bench_inference.py [--threads 2] [--folds 5] [--classes 3]
+
+Frames per second at batch 1 and 8 of (a) the ensemble alone, (b) the ensemble with every class's CAM
+from the same pass, (c) the pytorch-grad-cam path (one forward and backward pass per fold, one class);
+the time to load the bundle; and the resident memory the loaded ensemble adds (VmRSS before and after
+loading and one forward pass, measured in a fresh process). The bundle has random weights (speed only).
+Targets on 2 cores: (b) >= 0.9 x (a), (b) >= 5 x (c), <= 450 MiB added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fetalcns_core.bundle import load_bundle, load_fold_models, make_random_bundle
+from fetalcns_core.ensemble import Ensemble
+from fetalcns_core.explain import gradcam_reference
+from fetalcns_core.preprocess import to_batch
+
+MIB = 1024 * 1024
+
+
+def frames(n: int, seed: int = 0) -> list[np.ndarray]:
+    """Random grey 800 x 600 frames (their content does not change the speed)."""
+    rng = np.random.default_rng(seed)
+    return [np.repeat(rng.integers(0, 256, (600, 800, 1), dtype=np.uint8), 3, axis=2) for _ in range(n)]
+
+
+def rate(fn: Callable[[], object], n_frames: int, min_time: float = 2.0, min_runs: int = 2) -> float:
+    """Frames per second of ``fn`` (which handles ``n_frames``), after one warm-up call; the median run."""
+    fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return n_frames / statistics.median(times)
+
+
+def vm_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def measure_memory(bundle_dir: str, threads: int) -> None:
+    """In a fresh process: VmRSS before and after loading the ensemble and one forward pass."""
+    torch.set_num_threads(threads)
+    imgs = frames(1)
+    before = vm_kib("VmRSS")
+    t0 = time.perf_counter()
+    ens = Ensemble(bundle_dir, device="cpu")
+    load_s = time.perf_counter() - t0
+    ens.predict(imgs, cams=True, batch_size=1)
+    after = vm_kib("VmRSS")
+    print(f"{(after - before) / 1024:.1f} {vm_kib('VmHWM') / 1024:.1f} {load_s:.3f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--classes", type=int, default=3)
+    p.add_argument("--measure-memory", metavar="BUNDLE", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.measure_memory:
+        measure_memory(args.measure_memory, args.threads)
+        return
+    torch.set_num_threads(args.threads)
+    classes = ["normal", "encephalocele", "ventriculomegaly", "holoprosencephaly", "other"][: args.classes]
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = make_random_bundle(Path(tmp) / "b", arch="resnet34", classes=classes, n_folds=args.folds)
+        loads = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            load_fold_models(load_bundle(bundle.path))
+            loads.append(time.perf_counter() - t0)
+        mem = subprocess.run(
+            [sys.executable, __file__, "--measure-memory", str(bundle.path), "--threads", str(args.threads)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        ens = Ensemble(bundle, device="cpu")
+        plain = load_fold_models(bundle)  # batch norms not fused, as pytorch-grad-cam users have them
+        rows: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+        for bs in (1, 8):
+            imgs = frames(bs, seed=bs)
+            rows["a"].append(rate(lambda imgs=imgs, bs=bs: ens.predict(imgs, cams=False, batch_size=bs), bs))
+            rows["b"].append(rate(lambda imgs=imgs, bs=bs: ens.predict(imgs, cams=True, batch_size=bs), bs))
+
+            def gradcam_all_folds(imgs: list[np.ndarray] = imgs) -> None:
+                x = to_batch(imgs, bundle.input_spec)
+                for model in plain:
+                    gradcam_reference(model, model.layer4[-1], x, class_index=0)
+
+            rows["c"].append(rate(gradcam_all_folds, bs))
+
+    load = os.getloadavg()
+    print(
+        f"\nFetalCNS inference, CPU, torch threads {torch.get_num_threads()}, {args.folds}-fold random "
+        f"ResNet34, {args.classes} classes, 800x600 frames (load average {load[0]:.2f} {load[1]:.2f})\n"
+    )
+    print(f"{'frames/s':48}{'batch 1':>10}{'batch 8':>10}")
+    labels = {
+        "a": "(a) ensemble, no CAM",
+        "b": f"(b) ensemble + CAM of all {args.classes} classes",
+        "c": f"(c) pytorch-grad-cam, {args.folds} folds, one class",
+    }
+    for key, label in labels.items():
+        print(f"{label:48}" + "".join(f"{v:10.2f}" for v in rows[key]))
+    ba = [b / a for a, b in zip(rows["a"], rows["b"], strict=True)]
+    bc = [b / c for b, c in zip(rows["b"], rows["c"], strict=True)]
+    print(f"{'(b) / (a)   target >= 0.9':48}" + "".join(f"{v:10.2f}" for v in ba))
+    print(f"{'(b) / (c)   target >= 5':48}" + "".join(f"{v:10.2f}" for v in bc))
+    print(
+        f"\nload {args.folds} folds (float16 bundle, sha256 checked): median {statistics.median(loads):.3f} s "
+        f"(runs {', '.join(f'{t:.3f}' for t in loads)}); in a fresh process {float(mem[2]):.3f} s"
+    )
+    print(
+        f"memory added by the loaded ensemble + one forward pass: {float(mem[0]):.0f} MiB (target <= 450); "
+        f"process peak {float(mem[1]):.0f} MiB"
+    )
+
+
+# ------------------------------------------------------------------------------------------------------
+# End-to-end cine-loop timing
+# ------------------------------------------------------------------------------------------------------
+
+
+if __name__ == "__main__":
+    main()
