@@ -74,6 +74,7 @@ class SettingsDialog(QDialog):
         self.device.setCurrentIndex(max(0, self.device.findData(choice.device)))
         gpu = "available" if cuda_available() else "not available on this computer"
         in_use = QLabel(f"In use now: <b>{device_in_use or 'no model loaded'}</b> · CUDA GPU {gpu}")
+        in_use.setObjectName("deviceInUse")
         device_box = QGroupBox("Compute device")
         form = QFormLayout(device_box)
         form.addRow("Run the model on", self.device)

@@ -101,6 +101,8 @@ def test_viewer_zooms_pans_switches_views_and_asks_for_overlays(qtbot):
     assert wanted[-1][:2] == ("k1", 0) and not viewer.overlay_shown()  # stale class hidden
     viewer.set_overlay("other", 0, 0.35, crop)  # a late result for another frame is ignored
     assert not viewer.overlay_shown()
+    viewer.opacity.setValue(70)  # the slider asks for a new blend once it settles
+    qtbot.waitUntil(lambda: wanted[-1] == ("k1", 0, 0.7), timeout=2000)
     viewer.toggle_mode()
     assert viewer.mode == "original" and originals == ["k1"]
     viewer.set_original("k1", np.zeros((300, 400, 3), np.uint8))
@@ -172,6 +174,7 @@ def test_details_form_round_trips_table_ii_biometry(qtbot):
 def test_settings_show_the_bundle_classes_id_model_card_and_untrained_warning(qtbot, app_bundle):
     dialog = SettingsDialog(SettingsChoice(bundle_dir=str(app_bundle.path), every=40), "cpu")
     qtbot.addWidget(dialog)
+    assert "In use now: <b>cpu</b>" in dialog.findChild(QLabel, "deviceInUse").text()
     info = dialog.info.text()
     assert app_bundle.bundle_id in info and "Encephalocele" in info and "UNTRAINED TEST MODEL" in info
     assert "Model card" in dialog.card.toPlainText()
