@@ -11,7 +11,8 @@ from fetalcns_core import INTENDED_USE, __version__
 SHORT_NOTICE = "Review aid for qualified clinicians · research use · not a diagnosis"
 
 SHORTCUTS = (
-    ("Ctrl+O", "open images, video, DICOM or a folder"),
+    ("Ctrl+O", "open images, video or DICOM files"),
+    ("Ctrl+Shift+F", "open a folder as one exam"),
     ("Ctrl+Shift+O", "open a saved exam"),
     ("J / K, Up / Down", "next / previous frame"),
     ("O", "Grad-CAM overlay on / off"),

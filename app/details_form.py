@@ -93,6 +93,7 @@ class DetailsForm(QGroupBox):
         layout.addLayout(form)
         layout.addLayout(grid)
         layout.addWidget(self.notes)
+        layout.addStretch(1)
         for w in (self.exam_id, self.patient_id):
             w.textEdited.connect(self._changed)
         for w in (self.ga_weeks, self.ga_days, *self.mm.values(), *self.sd.values()):

@@ -95,6 +95,7 @@ class SettingsDialog(QDialog):
         self.info.setWordWrap(True)
         self.card = QTextBrowser()
         self.card.setOpenExternalLinks(False)
+        self.card.document().setDefaultStyleSheet("h1 { font-size: 16px; } h2 { font-size: 14px; }")
         bundle_box = QGroupBox("Model bundle")
         bl = QVBoxLayout(bundle_box)
         row = QHBoxLayout()

@@ -234,7 +234,7 @@ class FrameViewer(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
-        self._show_message(self.message.text() if self.message.isVisible() else "")
+        self._show_message("" if self.message.isHidden() else self.message.text())
 
     # ------------------------------------------------------------------ drawing
     def _refresh(self) -> None:
