@@ -145,6 +145,11 @@ class WindowOps:
     def export_pdf(self, out_path: str | Path | None = None) -> None:
         if not self.session.has_frames:
             return
+        if self.engine.analysing:
+            self.notify(
+                "Wait for the analysis to finish (or cancel it) before exporting the report.", kind="info"
+            )
+            return
         if out_path is None:
             stem = self.session.path.name.removesuffix(paths.EXAM_SUFFIX) if self.session.path else "exam"
             start = str(
