@@ -213,3 +213,38 @@ def test_a_data_frame_and_a_table_give_the_same_figures(hand_rows):
     b = evaluate_predictions(table_from_records(hand_rows), CLASSES, "normal", n_bootstrap=20)
     assert a["exam_level"]["roc_auc"] == b["exam_level"]["roc_auc"]
     assert a["image_level"]["per_class"] == b["image_level"]["per_class"]
+
+
+def test_random_tied_scores_match_sklearn_at_both_levels():
+    rng = np.random.default_rng(11)
+    spec = []
+    for g in range(30):
+        label = CLASSES[g % 3]
+        for i in range(int(rng.integers(1, 4))):
+            counts = rng.multinomial(10, [0.5 if c == label else 0.25 for c in CLASSES])
+            spec.append((f"g{g}-{i}", f"g{g}", label, 0, None, tuple(counts / 10)))
+    rows = make_rows(spec)
+    res = evaluate_predictions(rows, CLASSES, "normal", n_bootstrap=0)
+    y, p = _arrays(rows)
+    groups = np.array([r["group"] for r in rows])
+    order = sorted(set(groups))
+    ey = np.array([y[groups == g][0] for g in order])
+    ep = np.array([p[groups == g].mean(axis=0) for g in order])
+    for level, (yy, pp) in (("image_level", (y, p)), ("exam_level", (ey, ep))):
+        block = res[level]
+        pred = pp.argmax(axis=1)
+        onehot = np.eye(3)[yy]
+        assert block["macro_f1"]["value"] == pytest.approx(skm.f1_score(yy, pred, average="macro"))
+        assert block["balanced_accuracy"]["value"] == pytest.approx(skm.balanced_accuracy_score(yy, pred))
+        assert block["roc_auc"]["macro"]["value"] == pytest.approx(
+            skm.roc_auc_score(yy, pp, multi_class="ovr")
+        )
+        assert block["roc_auc"]["micro"]["value"] == pytest.approx(
+            skm.roc_auc_score(yy, pp, multi_class="ovr", average="micro")
+        )
+        assert block["pr_auc"]["macro"]["value"] == pytest.approx(skm.average_precision_score(onehot, pp))
+        assert block["pr_auc"]["micro"]["value"] == pytest.approx(
+            skm.average_precision_score(onehot, pp, average="micro")
+        )
+        nva = block["normal_vs_abnormal"]["auroc"]["value"]
+        assert nva == pytest.approx(skm.roc_auc_score(yy != 0, 1 - pp[:, 0]))
