@@ -1,0 +1,502 @@
+"""Find the ultrasound image in a frame, cut the frame to it and blank what is burned in around it.
+
+A scanner screenshot shows the fetal image (a fan/sector, or a rectangle for a linear probe) on a black
+screen with header panels (probe, depth, date and time), a grey-scale bar, a logo, depth ticks,
+cross-hair markers and parameter text. The study trained and tested on the fetal image alone, so
+everything else is removed before a frame reaches the network.
+
+How the image region is found (``find_image_region``), on a copy reduced to about 500 px:
+
+1. *Non-black* pixels: above the screen's black level (0, or up to 20 for limited-range video) plus 4.
+   A block of the reduced copy is non-black only when all its pixels are, so the one-pixel black gap
+   between a header panel and the fan survives the reduction.
+2. A morphological opening removes thin structures: text strokes, depth ticks, cross-hair lines.
+3. Connected components made mostly (>= 50 %) of *flat runs* (three equal grey levels in a row, across
+   or down) are drawn panels, bars and logos; ultrasound speckle has few (<= 40 % even in smooth,
+   dim images). Every other component of some size is image: the fan, and tissue cut off from it by
+   black fluid. A large flat component (>= 30 % of the frame) is the fill around a rotated, exported
+   image and counts as image too.
+4. The convex hull of the image components is the image mask (a fan is convex; so is a rectangle).
+
+When is a frame *already cropped* (method ``"full"``: nothing cut, nothing blanked)? When the region's
+box covers >= 95 % of the frame; or >= 60 % of it while almost nothing is drawn outside the region:
+under 1 % of the frame in panels and bright or coloured marks, and fewer than 10 character-sized bright
+marks on black (a line of text has more). Measured on the real data: GE Voluson screens carry about 5 %
+of graphics and 20-45 characters outside the fan, HC18 images with a burned-in cine bar 3.5 %; a screen
+capture of a fan with only ticks around it (the cine loop) leaves a fan box under 55 % of the frame;
+exported images (HC18 without a cine bar, FETAL_PLANES_DB) leave at most dark margins and a thin scale
+bar: under 0.7 % and no text.
+
+Inside the image, graphics are blanked too (``overlay_mask``): small colour marks and marker dots,
+bright marks on screen black or exactly flat ones on dark tissue (ticks, text, dotted callipers), thin
+vertical lines (cross-hairs), grey-scale bars and flat panels of one grey level holding text
+(measurement boxes). Marks drawn over bright tissue are not found.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from fetalcns_core.exam import Box
+
+log = logging.getLogger(__name__)
+
+CROP_MODES = ("auto", "none", "manual")
+
+_MAX_BLACK = 20  # the darkest grey a screen's black may have (video in limited range: 16)
+_BLACK = 4  # grey levels above the screen's black that still count as background
+_PANEL_FLAT = 0.5  # share of flat-run pixels at or above which a component is a drawn panel
+_LARGE_AREA = 0.3  # share of the frame above which a flat component is image fill, not a panel
+_MIN_PIECE_AREA = 0.0005  # share of the frame a piece of image must cover to count
+_MIN_IMAGE_AREA = 0.05  # share of the frame the largest piece of an image covers ...
+_MIN_SPARSE_AREA = 0.015  # ... or all its pieces together, in a dark, sparse image
+_FULL_BOX = 0.95  # box share at or above which the frame is taken as already cropped
+_FULL_BOX_CLEAN = 0.6  # ... or above this when almost nothing is drawn outside the region
+_CLEAN_OUTSIDE = 0.01  # "almost nothing": graphics outside the region, share of the frame ...
+_TEXT_MARKS = 10  # ... and fewer marks of a character's size (a line of text has more)
+_MIN_PANEL_AREA = 0.001  # a panel smaller than this share of the frame is not counted as drawn
+_PANEL_GREY = 24  # ... nor one darker than this (dim, smooth tissue at a fan's edge)
+_MARK_GREY = 100  # marks (text, ticks, lines) are bright ...
+_MARK_SAT, _MARK_VALUE = 130, 80  # ... or coloured
+_TINT_SAT, _SPOT_CONTRAST = 60, 150  # a marker dot: this saturated, this much above its surroundings
+_MAX_MARK_AREA = 0.005  # a colour mark is smaller than this share of the frame (Doppler is larger)
+_ON_BLACK = 0.65  # share of screen black around a bright pixel that makes it a mark ...
+_DARK_AROUND = 40  # ... or the mean grey around a bright, exactly flat one
+_PANEL_BOX_FILL = 0.45  # a measurement panel fills this much of its box ...
+_PANEL_ONE_LEVEL = 0.4  # ... and this share of it is one grey level
+_LINE_LENGTH = 0.04  # a drawn vertical line is at least this share of the frame's height long ...
+_LINE_CONTRAST = 60  # ... and this much brighter than the pixels 3 columns to either side
+_BAR_LENGTH = 0.1  # a grey-scale bar is at least this share of the frame's height tall ...
+_BAR_WIDTH = 0.03  # ... and at most this share of its width wide
+_BAR_RANGE = 100  # ... and runs through at least this many grey levels
+_MAX_PANEL = 0.05  # a measurement panel is at most this share of the frame ...
+_TEXT_CONTRAST, _PANEL_TEXT = 100, 0.03  # ... and holds text: this share of it this far from its level
+_SMOOTH_IMAGE = 0.3  # share of flat-run pixels above which an image is too smooth to find panels in
+_RECT_FILL = 0.95  # hull area / box area at or above which the region is a rectangle
+_WORK_SIDE = 500  # the long side of the reduced copy the region is searched on
+_BLANK_RANGE = 8  # a frame whose 1st..99th percentile grey range is under this is blank
+
+
+@dataclass
+class CropResult:
+    """A frame cut to its ultrasound image.
+
+    ``image`` is the frame cut to ``box`` with everything outside the image mask set to black;
+    ``mask`` (same height and width as ``image``, bool, True = kept) is None when nothing was blanked.
+    ``usable`` is False for a blank frame or one without an ultrasound image; ``reason`` says why.
+    """
+
+    box: Box
+    image: np.ndarray
+    mask: np.ndarray | None
+    method: str  # auto-fan | auto-rect | full | dicom-region | manual | none
+    usable: bool = True
+    reason: str | None = None
+
+
+@dataclass
+class ImageRegion:
+    """What ``find_image_region`` found."""
+
+    mask: np.ndarray  # H x W bool, the convex image region
+    box: Box  # its bounding box
+    shape: str  # "fan" | "rect"
+    box_share: float  # box area / frame area
+    outside_graphics: float  # what is drawn outside the region, share of the frame
+    outside_marks: int = 0  # bright marks of a character's size outside the region (letters, digits)
+
+
+@dataclass
+class _Pixels:
+    """The per-pixel measures every step uses, computed once."""
+
+    grey: np.ndarray
+    colour: np.ndarray  # bool: saturated colour
+    tinted: np.ndarray  # bool: some colour (a pale marker after video chroma subsampling)
+    black: int  # the screen's black level
+
+    @classmethod
+    def of(cls, image: np.ndarray) -> _Pixels:
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        colour = (hsv[..., 1] >= _MARK_SAT) & (hsv[..., 2] >= _MARK_VALUE)
+        tinted = hsv[..., 1] >= _TINT_SAT
+        sample = grey[::2, ::2]
+        hist = np.bincount(sample.ravel(), minlength=256)[: _MAX_BLACK + 1]
+        level = int(hist.argmax())  # the most common dark level, when it is common
+        black = level if hist[level] >= 0.05 * sample.size else 0
+        return cls(grey, colour, tinted, black)
+
+    def sub(self, box: Box) -> _Pixels:
+        s = np.s_[box.y0 : box.y1, box.x0 : box.x1]
+        return _Pixels(self.grey[s], self.colour[s], self.tinted[s], self.black)
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    shape = getattr(image, "shape", None)
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(
+            f"crop expects an H x W x 3 uint8 RGB image, got {getattr(image, 'dtype', '')} {shape}"
+        )
+    if image.shape[0] < 8 or image.shape[1] < 8:
+        raise ValueError(f"an image of {image.shape[1]} x {image.shape[0]} pixels is too small to crop")
+    return image
+
+
+def _full_box(image: np.ndarray) -> Box:
+    return Box(0, 0, image.shape[1], image.shape[0])
+
+
+def is_blank(image: np.ndarray) -> bool:
+    """A frame with (nearly) nothing in it: one grey level, or a few levels of noise."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[::2, ::2]
+    lo, hi = np.percentile(grey, (1, 99))
+    return bool(hi - lo < _BLANK_RANGE)
+
+
+def _flat_runs(g: np.ndarray) -> np.ndarray:
+    """Pixels inside a run of three equal grey levels, across or down (drawn graphics are made of them)."""
+    runs = np.zeros(g.shape, bool)
+    runs[:, 1:-1] = (g[:, 1:-1] == g[:, :-2]) & (g[:, 1:-1] == g[:, 2:])
+    runs[1:-1, :] |= (g[1:-1, :] == g[:-2, :]) & (g[1:-1, :] == g[2:, :])
+    return runs
+
+
+def _reduce(px: _Pixels) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The frame reduced by f: per block the share of flat runs, of marks, the mean grey (0..255 each),
+    and whether all of the block is non-black."""
+    grey = px.grey
+    h, w = grey.shape
+    maps = [
+        _flat_runs(grey).view(np.uint8) * np.uint8(255),
+        ((grey >= _MARK_GREY) | px.colour).view(np.uint8) * np.uint8(255),
+        grey,
+        (grey > px.black + _BLACK).view(np.uint8) * np.uint8(255),
+    ]
+    f = max(1, int(round(max(h, w) / _WORK_SIDE)))
+    if f > 1:
+        hs, ws = h // f, w // f
+        maps = [cv2.resize(m[: hs * f, : ws * f], (ws, hs), interpolation=cv2.INTER_AREA) for m in maps]
+    flat, marks, mean_grey, nonblack = maps
+    return f, flat, marks, mean_grey, nonblack == 255
+
+
+def _find_region(px: _Pixels) -> ImageRegion | None:
+    h, w = px.grey.shape
+    f, flat, marks, mean_grey, nonblack = _reduce(px)
+    k = max(3, int(round(min(h, w) / 110 / f)) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    opened = cv2.morphologyEx(nonblack.view(np.uint8), cv2.MORPH_OPEN, kernel)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    if n <= 1:
+        return None
+    small_area = labels.size
+    areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    areas[0] = 0
+    per_px = np.maximum(areas, 1) * 255.0
+    flat_share = np.bincount(labels.ravel(), weights=flat.ravel(), minlength=n) / per_px
+    panel = (flat_share >= _PANEL_FLAT) & (areas < _LARGE_AREA * small_area)
+    keep = ~panel & (areas >= _MIN_PIECE_AREA * small_area)
+    panel[0] = keep[0] = False
+    # an image is one large piece or, in a dark, sparse image (bright structures on black), many
+    if not keep.any() or (
+        areas[keep].max() < _MIN_IMAGE_AREA * small_area and areas[keep].sum() < _MIN_SPARSE_AREA * small_area
+    ):
+        return None
+    contours, _ = cv2.findContours(keep[labels].view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(np.concatenate(contours))
+    inside = np.zeros(labels.shape, np.uint8)
+    cv2.fillConvexPoly(inside, hull, 1)
+    # back to frame pixels: a reduced pixel (x, y) covers x*f .. x*f + f - 1
+    hull_full = np.round(hull.astype(np.float64) * f + (f - 1) / 2.0).astype(np.int32)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(mask, hull_full, 1)
+    x, y, bw, bh = cv2.boundingRect(hull_full)
+    box = Box(x, y, x + bw, y + bh).clip(w, h)
+    shape = "rect" if float(mask.sum()) >= _RECT_FILL * box.area else "fan"
+    if panel.any():  # a grey-scale bar or logo beside a fan can fall inside its hull: never image
+        drawn = cv2.dilate(panel[labels].view(np.uint8), np.ones((3, 3), np.uint8))
+        drawn = cv2.resize(drawn, (labels.shape[1] * f, labels.shape[0] * f), interpolation=cv2.INTER_NEAREST)
+        mask[: drawn.shape[0], : drawn.shape[1]] &= 1 - drawn
+    # drawn outside the image: visible panels (whole area) and marks off the image's pieces
+    grey_mean = np.bincount(labels.ravel(), weights=mean_grey.ravel(), minlength=n) / per_px * 255.0
+    shown = panel & (areas >= _MIN_PANEL_AREA * small_area) & (grey_mean >= _PANEL_GREY)
+    piece = ~panel & (areas >= _MIN_PIECE_AREA * small_area)
+    piece[0] = False
+    free = (inside == 0) & ~(piece | panel)[labels]
+    graphics = (float(areas[shown].sum()) + float(marks[free].sum()) / 255.0) / small_area
+    return ImageRegion(mask > 0, box, shape, box.area / float(h * w), graphics, _count_marks(px, free, f))
+
+
+def _count_marks(px: _Pixels, free: np.ndarray, f: int) -> int:
+    """Bright marks of a character's size in the ``free`` part (reduced) of the frame: text."""
+    h, w = px.grey.shape
+    free_px = cv2.resize(
+        free.view(np.uint8), (free.shape[1] * f, free.shape[0] * f), interpolation=cv2.INTER_NEAREST
+    )
+    outside = np.zeros((h, w), np.uint8)
+    outside[: free_px.shape[0], : free_px.shape[1]] = free_px
+    black = (px.grey <= px.black + _BLACK).view(np.uint8)
+    on_black = cv2.boxFilter(black, cv2.CV_32F, (9, 9), borderType=cv2.BORDER_REPLICATE) >= 0.5
+    bright = ((px.grey >= _MARK_GREY) | px.colour) & on_black  # text is drawn on the screen's black
+    bright = bright.view(np.uint8) & outside
+    if not bright.any():
+        return 0
+    n, _, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    area, height = stats[1:, cv2.CC_STAT_AREA], stats[1:, cv2.CC_STAT_HEIGHT]
+    return int(np.count_nonzero((area >= 8) & (area <= 0.002 * h * w) & (height >= 5) & (height <= 0.08 * h)))
+
+
+def find_image_region(image: np.ndarray) -> ImageRegion | None:
+    """The ultrasound image region of a frame (see the module's notes), or None when there is none."""
+    return _find_region(_Pixels.of(_check_image(image)))
+
+
+def already_cropped(region: ImageRegion) -> bool:
+    """True when the frame is an exported image, not a screen (see the module's notes)."""
+    if region.box_share >= _FULL_BOX:
+        return True
+    return (
+        region.box_share >= _FULL_BOX_CLEAN
+        and region.outside_graphics < _CLEAN_OUTSIDE
+        and region.outside_marks < _TEXT_MARKS
+    )
+
+
+def _flat_panels(g: np.ndarray, black: int) -> np.ndarray:
+    """Rectangles mostly of one exact grey level (with text in them): uint8 mask of their boxes."""
+    h, w = g.shape
+    flat = np.zeros((h, w), bool)  # equal to all four neighbours: panel interiors, seldom tissue
+    c = g[1:-1, 1:-1]
+    flat[1:-1, 1:-1] = (c == g[1:-1, :-2]) & (c == g[1:-1, 2:]) & (c == g[:-2, 1:-1]) & (c == g[2:, 1:-1])
+    flat &= (g > black + _BLACK) & (g < 250)
+    out = np.zeros((h, w), np.uint8)
+    if flat.sum() < _MIN_PANEL_AREA * h * w * _PANEL_ONE_LEVEL:
+        return out
+    closed = cv2.morphologyEx(flat.view(np.uint8), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    for i in np.nonzero(stats[:, cv2.CC_STAT_AREA] >= _MIN_PANEL_AREA * h * w)[0][1:] if n > 1 else []:
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if area < _PANEL_BOX_FILL * bw * bh or min(bw, bh) < 8:
+            continue
+        values = g[y : y + bh, x : x + bw][labels[y : y + bh, x : x + bw] == i]
+        counts = np.bincount(values, minlength=256)
+        level = int(counts.argmax())
+        if counts[level] < _PANEL_ONE_LEVEL * values.size or level < _PANEL_GREY or area > _MAX_PANEL * h * w:
+            continue  # not one level, a dark fill, or the size of a screen
+        # the panel with the text it encloses: the component with its holes filled
+        part = (labels[y : y + bh, x : x + bw] == i).view(np.uint8)
+        contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(part, contours, -1, 1, thickness=cv2.FILLED)
+        text = np.abs(g[y : y + bh, x : x + bw].astype(np.int16) - level) >= _TEXT_CONTRAST
+        if text[part > 0].mean() >= _PANEL_TEXT:
+            out |= _panel_extent(g, level, Box(x, y, x + bw, y + bh))
+    return cv2.dilate(out, np.ones((5, 5), np.uint8))  # the rim, where a pixel has outside neighbours
+
+
+def _panel_extent(g: np.ndarray, level: int, core: Box) -> np.ndarray:
+    """The whole panel around ``core``: its background level runs between the letters to its edges,
+    so the box of the connected pixels of that exact level is the panel (unless that spreads far)."""
+    h, w = g.shape
+    m = max(core.width, core.height)
+    win = Box(core.x0 - m, core.y0 - m, core.x1 + m, core.y1 + m).clip(w, h)
+    same = (g[win.y0 : win.y1, win.x0 : win.x1] == level).view(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(same, connectivity=8)
+    seen = np.unique(labels[core.y0 - win.y0 : core.y1 - win.y0, core.x0 - win.x0 : core.x1 - win.x0])
+    seen = seen[(seen > 0) & (stats[seen, cv2.CC_STAT_AREA] >= 0.2 * stats[seen, cv2.CC_STAT_AREA].max())]
+    x0, y0, x1, y1 = core.x0, core.y0, core.x1, core.y1
+    if seen.size:
+        gx0, gy0 = int(stats[seen, 0].min()) + win.x0, int(stats[seen, 1].min()) + win.y0
+        gx1 = int((stats[seen, 0] + stats[seen, 2]).max()) + win.x0
+        gy1 = int((stats[seen, 1] + stats[seen, 3]).max()) + win.y0
+        if (gx1 - gx0) * (gy1 - gy0) <= 2 * core.area:
+            x0, y0, x1, y1 = min(x0, gx0), min(y0, gy0), max(x1, gx1), max(y1, gy1)
+    out = np.zeros((h, w), np.uint8)
+    out[y0:y1, x0:x1] = 1
+    return out
+
+
+def _overlays(px: _Pixels, frame_area: int) -> np.ndarray:
+    grey = px.grey
+    h, w = grey.shape
+    out = np.zeros((h, w), np.uint8)
+    colour = px.colour.view(np.uint8)
+    n_colour = int(np.count_nonzero(colour))
+    if n_colour > _MAX_MARK_AREA * frame_area:  # some of it may be a colour-Doppler box: keep those
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(colour, connectivity=8)
+        small = stats[:, cv2.CC_STAT_AREA] <= _MAX_MARK_AREA * frame_area
+        small[0] = False
+        colour = small[labels].view(np.uint8)
+    if n_colour:
+        out |= cv2.dilate(colour, np.ones((5, 5), np.uint8))
+    bright = grey >= _MARK_GREY
+    if bright.any():
+        black = (grey <= px.black + _BLACK).view(np.uint8)
+        around = cv2.boxFilter(black, cv2.CV_32F, (9, 9), borderType=cv2.BORDER_REPLICATE)
+        on_black = (bright & (around >= _ON_BLACK)).view(np.uint8)
+        if on_black.any():
+            out |= on_black | (cv2.dilate(on_black, np.ones((3, 3), np.uint8)) & (1 - black))
+    out |= _vertical_lines(grey)
+    # marker dots: a few pixels far brighter than all around them, with some colour
+    k7 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    spots = (cv2.morphologyEx(grey, cv2.MORPH_TOPHAT, k7) >= _SPOT_CONTRAST) & px.tinted
+    if spots.any():
+        out |= cv2.dilate(spots.view(np.uint8), np.ones((5, 5), np.uint8))
+    # panels and bars are told from tissue by exactly equal grey levels: not in an image so smooth (or
+    # upscaled) that its own pixels often are
+    nonblack = grey > px.black + _BLACK
+    runs = _flat_runs(grey)
+    if nonblack.any() and runs[nonblack].mean() < _SMOOTH_IMAGE:
+        # ticks over dim tissue at a fan's edge: bright, exactly flat, in dark surroundings (not
+        # clipped white, which a strong echo can be)
+        dark = cv2.boxFilter(grey, cv2.CV_32F, (9, 9), borderType=cv2.BORDER_REPLICATE) <= _DARK_AROUND
+        ticks = (bright & runs & dark & (grey < 250)).view(np.uint8)
+        out |= cv2.dilate(ticks, np.ones((3, 3), np.uint8))
+        out |= _flat_panels(grey, px.black)
+        out |= _scale_bars(grey, px.black)
+    return out > 0
+
+
+def _scale_bars(grey: np.ndarray, black: int) -> np.ndarray:
+    """Grey-scale bars: a tall stack of rows that are each exactly constant over five pixels or more.
+
+    Scan-converted tissue has short constant runs here and there, never a tall aligned stack of them.
+    """
+    h, w = grey.shape
+    g = grey
+    run = np.zeros((h, w), bool)
+    run[:, 2:-2] = (g[:, 2:-2] == g[:, :-4]) & (g[:, 2:-2] == g[:, 1:-3]) & (g[:, 2:-2] == g[:, 3:-1])
+    run[:, 2:-2] &= g[:, 2:-2] == g[:, 4:]
+    run &= g > black + _BLACK
+    length = max(20, int(round(_BAR_LENGTH * h)))
+    if run.sum() < 5 * length:
+        return np.zeros((h, w), np.uint8)
+    bars = cv2.morphologyEx(run.view(np.uint8), cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
+    out = np.zeros((h, w), np.uint8)
+    if not bars.any():
+        return out
+    bx, by, bw, bh = cv2.boundingRect(bars)  # label only where there are any
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bars[by : by + bh, bx : bx + bw], connectivity=8)
+    for i in range(1, n):
+        x, y, cw, ch, _area = (int(v) for v in stats[i])
+        if cw > max(16, _BAR_WIDTH * w):
+            continue  # a wide flat area is image fill
+        part = labels[y : y + ch, x : x + cw] == i
+        levels = g[by + y : by + y + ch, bx + x : bx + x + cw][part]
+        if int(levels.max()) - int(levels.min()) >= _BAR_RANGE:  # a scale runs through many grey levels
+            out[by + y : by + y + ch, bx + x : bx + x + cw] |= part.view(np.uint8)
+    return cv2.dilate(out, np.ones((3, 5), np.uint8))
+
+
+def _vertical_lines(grey: np.ndarray) -> np.ndarray:
+    """Thin vertical lines much brighter than both sides (cross-hairs, scan lines drawn over the image).
+
+    Only vertical ones: a bright horizontal line is a strong reflector across the beam, i.e. anatomy.
+    """
+    h, w = grey.shape
+    length = max(15, int(round(_LINE_LENGTH * h)))
+    g = grey.astype(np.int16)
+    sides = np.maximum(np.roll(g, 3, axis=1), np.roll(g, -3, axis=1))
+    line = ((g - sides) >= _LINE_CONTRAST).view(np.uint8)
+    if line.sum() < length:
+        return np.zeros((h, w), np.uint8)
+    line = cv2.morphologyEx(line, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
+    return cv2.dilate(line, np.ones((3, 5), np.uint8))
+
+
+def overlay_mask(image: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
+    """Burned-in graphics inside an image region: pixels to blank (bool, frame shape).
+
+    Small saturated colour marks (callipers, cross-hair centres, badges; a colour-Doppler box is large
+    and is kept: it is image content); bright marks whose surroundings are mostly screen black (ticks,
+    text, cross-hair tips); flat panels of one grey level holding measurement text (speckle never is).
+    ``within`` limits the result (bool, frame shape).
+    """
+    image = _check_image(image)
+    mask = _overlays(_Pixels.of(image), image.shape[0] * image.shape[1])
+    return mask & within if within is not None else mask
+
+
+def _cut_and_blank(
+    image: np.ndarray, px: _Pixels, box: Box, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The image cut to ``box`` with pixels outside ``keep`` (box-sized) or on graphics set to black."""
+    keep = keep & ~_overlays(px.sub(box), image.shape[0] * image.shape[1])
+    out = image[box.y0 : box.y1, box.x0 : box.x1].copy()
+    out[~keep] = 0
+    return out, keep
+
+
+def auto_crop(image: np.ndarray, region_hint: Box | None = None) -> CropResult:
+    """Find the ultrasound image and cut the frame to it (or say why the frame cannot be used)."""
+    image = _check_image(image)
+    h, w = image.shape[:2]
+    full = _full_box(image)
+    if is_blank(image):
+        return CropResult(full, image.copy(), None, "full", usable=False, reason="blank frame")
+    px = _Pixels.of(image)
+    if region_hint is not None:
+        hint = region_hint.clip(w, h)
+        if hint.width > 0 and hint.height > 0:
+            return _crop_to_hint(image, px, hint)
+        log.warning(
+            "ignoring the ultrasound region %s: it lies outside the %dx%d frame", region_hint.as_list(), w, h
+        )
+    region = _find_region(px)
+    if region is None:
+        return CropResult(full, image.copy(), None, "full", usable=False, reason="no ultrasound image found")
+    if already_cropped(region):
+        return CropResult(full, image.copy(), None, "full")
+    box = region.box
+    out, keep = _cut_and_blank(image, px, box, region.mask[box.y0 : box.y1, box.x0 : box.x1])
+    return CropResult(box, out, keep, f"auto-{region.shape}")
+
+
+def _crop_to_hint(image: np.ndarray, px: _Pixels, hint: Box) -> CropResult:
+    """A DICOM ultrasound region is the crop. Inside it, what lies outside the image found there is
+    blanked, but only when that image does not fill the region (then the rest is screen, not tissue);
+    graphics inside the image are blanked in any case."""
+    keep = np.ones((hint.height, hint.width), bool)
+    if min(hint.width, hint.height) >= 32:
+        region = _find_region(px.sub(hint))
+        if region is not None and not already_cropped(region):
+            keep = region.mask
+    out, keep = _cut_and_blank(image, px, hint, keep)
+    return CropResult(hint, out, None if keep.all() else keep, "dicom-region")
+
+
+def crop_frame(
+    image: np.ndarray,
+    mode: str = "auto",
+    manual_box: Box | None = None,
+    region_hint: Box | None = None,
+) -> CropResult:
+    """Crop a frame: ``auto`` (find the image), ``manual`` (``manual_box``) or ``none`` (whole frame).
+
+    A manual box is clipped to the frame; a box that is empty after clipping is an error. A blank frame
+    is unusable in every mode.
+    """
+    image = _check_image(image)
+    h, w = image.shape[:2]
+    if mode == "auto":
+        return auto_crop(image, region_hint=region_hint)
+    if mode == "none":
+        box = _full_box(image)
+    elif mode == "manual":
+        if manual_box is None:
+            raise ValueError("manual cropping needs a box (x0, y0, x1, y1): draw one, or crop automatically")
+        box = manual_box.clip(w, h)
+        if box.width <= 0 or box.height <= 0:
+            raise ValueError(
+                f"the manual crop box {manual_box.as_list()} is empty or lies outside the {w}x{h} frame: "
+                "draw a box over the ultrasound image"
+            )
+    else:
+        raise ValueError(f"unknown crop mode '{mode}': use one of {', '.join(CROP_MODES)}")
+    cut = image[box.y0 : box.y1, box.x0 : box.x1].copy()
+    blank = is_blank(cut) if min(cut.shape[:2]) >= 2 else True
+    return CropResult(box, cut, None, mode, usable=not blank, reason="blank frame" if blank else None)
