@@ -238,7 +238,12 @@ def _step(source: SourceFile, every: int | None, fps: float | None) -> int:
     if fps is not None:
         if fps <= 0:
             raise ValueError(f"frames per second to keep must be positive, got {fps}")
-        rate = source.fps or _ASSUMED_FPS
+        rate = source.fps
+        if not rate:
+            log.warning(
+                "'%s' does not give its frame rate: assuming %.0f fps", Path(source.path).name, _ASSUMED_FPS
+            )
+            rate = _ASSUMED_FPS
         return max(1, round(rate / fps))
     every = DEFAULT_EVERY if every is None else every
     if every < 1:
