@@ -8,7 +8,7 @@ Still images: PNG, JPEG, BMP, TIFF, 8- or 16-bit, grey, RGB, RGBA (composited on
 orientation is applied. Images of more than 8 bits are reduced to 8 bits by a shift that keeps the black
 level and the relative brightness: the bit depth is taken from the largest value present (a 12-bit image
 stored in 16 bits shifts by 4, a full 16-bit one by 8), so a dim image stays dim rather than being
-stretched to the full range.
+stretched to the full range. (16-bit colour images are reduced by Pillow, which keeps the top 8 bits.)
 """
 
 from __future__ import annotations
@@ -31,22 +31,9 @@ from fetalcns_core.exam import Box, Frame, SourceFile
 log = logging.getLogger(__name__)
 
 SUPPORTED: dict[str, str] = {
-    ".png": "image",
-    ".jpg": "image",
-    ".jpeg": "image",
-    ".bmp": "image",
-    ".tif": "image",
-    ".tiff": "image",
-    ".avi": "video",
-    ".mp4": "video",
-    ".m4v": "video",
-    ".mov": "video",
-    ".mkv": "video",
-    ".wmv": "video",
-    ".mpg": "video",
-    ".mpeg": "video",
-    ".dcm": "dicom",
-    ".dicom": "dicom",
+    **dict.fromkeys((".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"), "image"),
+    **dict.fromkeys((".avi", ".mp4", ".m4v", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg"), "video"),
+    **dict.fromkeys((".dcm", ".dicom"), "dicom"),
 }
 DEFAULT_EVERY = 80  # the study kept every 80th frame of a video: frames 0, 80, 160 ...
 _ASSUMED_FPS = 30.0  # for sampling by time when a video does not say its frame rate
@@ -62,14 +49,13 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """The file's sha256 (hex), read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
+        before = os.fstat(fh.fileno())
         while block := fh.read(chunk):
             digest.update(block)
     result = digest.hexdigest()
-    try:
-        st = os.stat(path)
-        _HASHED[str(Path(path).resolve())] = (st.st_size, st.st_mtime_ns, result)
-    except OSError:
-        pass
+    after = os.stat(path)
+    if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):  # unchanged meanwhile
+        _HASHED[str(Path(path).resolve())] = (after.st_size, after.st_mtime_ns, result)
     return result
 
 
