@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("video", nargs="?", type=Path, default=ROOT.parent / "shared/data/video/fetal-echo-cine.avi")
+    p.add_argument(
+        "video", nargs="?", type=Path, default=ROOT.parent / "shared/data/video/fetal-echo-cine.avi"
+    )
     p.add_argument("--bundle", type=Path)
     p.add_argument("--every", type=int, nargs="+", default=[80, 1])
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
@@ -41,14 +43,18 @@ def main() -> None:
             print(f"bundle: {bundle.bundle_id} ({len(bundle.folds)} folds, {bundle.architecture})")
         t0 = time.perf_counter()
         ens = Ensemble(bundle, device="auto")
-        print(f"load: {time.perf_counter() - t0:.2f} s on {ens.device}, torch threads {torch.get_num_threads()}")
+        print(
+            f"load: {time.perf_counter() - t0:.2f} s on {ens.device}, torch threads {torch.get_num_threads()}"
+        )
         for every in args.every:
             frames = []
             t0 = time.perf_counter()
             exam = analyse([args.video], ens, AnalysisSettings(every=every), on_frame=frames.append)
             dt = time.perf_counter() - t0
-            print(f"{args.video.name} every {every}: {len(exam.frames)} frames in {dt:.2f} s "
-                  f"({len(exam.frames) / dt:.1f} frames/s end to end, CAMs for all classes)")
+            print(
+                f"{args.video.name} every {every}: {len(exam.frames)} frames in {dt:.2f} s "
+                f"({len(exam.frames) / dt:.1f} frames/s end to end, CAMs for all classes)"
+            )
 
 
 if __name__ == "__main__":

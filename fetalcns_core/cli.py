@@ -34,11 +34,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="image, video or DICOM files, or folders (a folder is one exam)")
     p.add_argument("--bundle", type=Path, help="model bundle folder (default: the bundled model)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--every", type=int, default=80, help="keep every N-th video frame (default 80, the study's)")
+    p.add_argument(
+        "--every", type=int, default=80, help="keep every N-th video frame (default 80, the study's)"
+    )
     p.add_argument("--fps", type=float, help="keep N frames per second of video instead of --every")
     p.add_argument("--crop", default="auto", choices=["auto", "none", "manual"])
     p.add_argument("--box", type=int, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="manual crop box")
-    p.add_argument("--out", type=Path, default=Path("fetalcns-out"), help="output folder (default ./fetalcns-out)")
+    p.add_argument(
+        "--out", type=Path, default=Path("fetalcns-out"), help="output folder (default ./fetalcns-out)"
+    )
     p.add_argument("--pdf", type=Path, help="also write the PDF exam report to this file")
     p.add_argument("--institution", default="", help="institution name for the PDF header")
     p.add_argument("--no-overlays", action="store_true", help="do not write per-frame overlay PNGs")
@@ -58,7 +62,9 @@ def _settings(args: argparse.Namespace) -> AnalysisSettings:
         if args.box is None:
             raise ValueError("--crop manual needs --box X0 Y0 X1 Y1")
         box = Box(*args.box)
-    return AnalysisSettings(every=args.every, fps=args.fps, crop=args.crop, manual_box=box, device=args.device)
+    return AnalysisSettings(
+        every=args.every, fps=args.fps, crop=args.crop, manual_box=box, device=args.device
+    )
 
 
 def _frame_name(rec: FrameRecord) -> str:
@@ -69,9 +75,24 @@ def write_frames_csv(exam: Exam, path: Path) -> None:
     classes = exam.bundle.classes if exam.bundle else []
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["file", "sha256", "frame", "time_s", "crop_method", "crop_box", "usable", "reason",
-                    "top_class", "p_top", "abnormal_score", "ood_score", "excluded"]
-                   + [f"p_{c}" for c in classes])
+        w.writerow(
+            [
+                "file",
+                "sha256",
+                "frame",
+                "time_s",
+                "crop_method",
+                "crop_box",
+                "usable",
+                "reason",
+                "top_class",
+                "p_top",
+                "abnormal_score",
+                "ood_score",
+                "excluded",
+            ]
+            + [f"p_{c}" for c in classes]
+        )
         for rec in exam.frames:
             top, ptop, abn = "", "", ""
             if rec.probs is not None:
@@ -79,14 +100,24 @@ def write_frames_csv(exam: Exam, path: Path) -> None:
                 top, ptop = classes[k], f"{rec.probs[k]:.4f}"
                 if exam.bundle and exam.bundle.normal_class in classes:
                     abn = f"{1 - rec.probs[classes.index(exam.bundle.normal_class)]:.4f}"
-            w.writerow([
-                rec.source_path, rec.source_sha256, rec.index,
-                "" if rec.time_s is None else f"{rec.time_s:.3f}",
-                rec.crop_method, "" if rec.crop_box is None else " ".join(map(str, rec.crop_box.as_list())),
-                int(rec.usable and not rec.out_of_scope), rec.unusable_reason or "", top, ptop, abn,
-                "" if rec.ood_score is None else f"{rec.ood_score:.4f}",
-                exam.review.excluded.get(rec.key, ""),
-            ] + ([f"{p:.4f}" for p in rec.probs] if rec.probs is not None else [""] * len(classes)))
+            w.writerow(
+                [
+                    rec.source_path,
+                    rec.source_sha256,
+                    rec.index,
+                    "" if rec.time_s is None else f"{rec.time_s:.3f}",
+                    rec.crop_method,
+                    "" if rec.crop_box is None else " ".join(map(str, rec.crop_box.as_list())),
+                    int(rec.usable and not rec.out_of_scope),
+                    rec.unusable_reason or "",
+                    top,
+                    ptop,
+                    abn,
+                    "" if rec.ood_score is None else f"{rec.ood_score:.4f}",
+                    exam.review.excluded.get(rec.key, ""),
+                ]
+                + ([f"{p:.4f}" for p in rec.probs] if rec.probs is not None else [""] * len(classes))
+            )
 
 
 def summary_lines(exam: Exam, bundle: Bundle) -> list[str]:
@@ -104,10 +135,12 @@ def summary_lines(exam: Exam, bundle: Bundle) -> list[str]:
     if d is None:
         lines.append("AI suggestion: none (no usable frame)")
     else:
-        lines.append(f"AI suggestion (not a diagnosis): {names.get(d.top_class, d.top_class)} "
-                     f"P={d.top_prob:.2f}; normal-vs-abnormal score {d.abnormal_score:.2f}; "
-                     f"fold agreement {d.fold_agreement:.0%}; "
-                     f"{d.n_frames_support}/{d.n_frames_used} frames support it")
+        lines.append(
+            f"AI suggestion (not a diagnosis): {names.get(d.top_class, d.top_class)} "
+            f"P={d.top_prob:.2f}; normal-vs-abnormal score {d.abnormal_score:.2f}; "
+            f"fold agreement {d.fold_agreement:.0%}; "
+            f"{d.n_frames_support}/{d.n_frames_used} frames support it"
+        )
         if d.n_frames_unusable:
             lines.append(f"  {d.n_frames_unusable} frame(s) unusable or out of scope, left out")
     if exam.incomplete:
@@ -151,10 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         k = int(np.argmax(res.prediction.probs))
         over = overlay(res.crop, res.prediction, k, bundle.input_spec)
         pair = np.concatenate([res.crop.image, over], axis=1)
-        cv2.imwrite(str(overlay_dir / f"{_frame_name(res.record)}.png"), cv2.cvtColor(pair, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(
+            str(overlay_dir / f"{_frame_name(res.record)}.png"), cv2.cvtColor(pair, cv2.COLOR_RGB2BGR)
+        )
 
-    exam = analyse(args.paths, ensemble, settings, on_progress=on_progress, on_frame=on_frame,
-                   batch_size=args.batch_size)
+    exam = analyse(
+        args.paths, ensemble, settings, on_progress=on_progress, on_frame=on_frame, batch_size=args.batch_size
+    )
     if bar is not None:
         bar.close()
     save_exam(exam, out / "exam.fetalcns.json")
@@ -162,15 +198,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.pdf is not None and exam.frames:
         from fetalcns_core.report import ReportOptions, build_report
 
-        build_report(exam, args.pdf, frame_image_provider(exam, ensemble),
-                     ReportOptions(institution=args.institution))
+        build_report(
+            exam, args.pdf, frame_image_provider(exam, ensemble), ReportOptions(institution=args.institution)
+        )
     for line in summary_lines(exam, bundle):
         print(line)
-    print(f"Written: {out / 'exam.fetalcns.json'}, {out / 'frames.csv'}"
-          + ("" if args.no_overlays else f", {overlay_dir}/") + (f", {args.pdf}" if args.pdf else ""))
+    print(
+        f"Written: {out / 'exam.fetalcns.json'}, {out / 'frames.csv'}"
+        + ("" if args.no_overlays else f", {overlay_dir}/")
+        + (f", {args.pdf}" if args.pdf else "")
+    )
     if exam.diagnosis is None:
         failed = [s for s in exam.sources if s.failed]
-        reason = failed[0].error if failed and len(failed) == len(exam.sources) else "no usable frame was found"
+        reason = (
+            failed[0].error if failed and len(failed) == len(exam.sources) else "no usable frame was found"
+        )
         print(f"fetalcns-predict: {reason}", file=sys.stderr)
         return 2
     return 0

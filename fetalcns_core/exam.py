@@ -296,7 +296,9 @@ def rediagnose(exam: Exam) -> None:
     if exam.bundle is None:
         exam.diagnosis = None
         return
-    exam.diagnosis = diagnose(exam.frames, exam.bundle.classes, exam.bundle.normal_class, exam.review.excluded)
+    exam.diagnosis = diagnose(
+        exam.frames, exam.bundle.classes, exam.bundle.normal_class, exam.review.excluded
+    )
 
 
 # --------------------------------------------------------------------------- exam file

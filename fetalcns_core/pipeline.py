@@ -75,8 +75,9 @@ def _apply_prediction(record: FrameRecord, pred: FramePrediction) -> None:
     record.out_of_scope = bool(pred.out_of_scope)
 
 
-def open_sources(paths: Iterable[str | os.PathLike[str]], on_source: Callable[[SourceFile], None] | None = None
-                 ) -> list[SourceFile]:
+def open_sources(
+    paths: Iterable[str | os.PathLike[str]], on_source: Callable[[SourceFile], None] | None = None
+) -> list[SourceFile]:
     """Probe every input; a file that cannot be read becomes a SourceFile with its error, not an exception."""
     sources: list[SourceFile] = []
     for path in expand_paths(list(paths)):
@@ -129,8 +130,13 @@ def analyse(
     def flush() -> None:
         nonlocal done
         usable = [(rec, crop) for rec, crop in pending if crop.usable]
-        preds = ensemble.predict([crop.image for _, crop in usable], cams=on_frame is not None,
-                                 batch_size=batch_size) if usable else []
+        preds = (
+            ensemble.predict(
+                [crop.image for _, crop in usable], cams=on_frame is not None, batch_size=batch_size
+            )
+            if usable
+            else []
+        )
         by_id = {id(rec): pred for (rec, _), pred in zip(usable, preds, strict=True)}
         for rec, crop in pending:
             pred = by_id.get(id(rec))
@@ -171,8 +177,12 @@ def analyse(
     return exam
 
 
-def reload_frame(record: FrameRecord, settings: AnalysisSettings, ensemble: Ensemble | None = None,
-                 source: SourceFile | None = None) -> FrameResult:
+def reload_frame(
+    record: FrameRecord,
+    settings: AnalysisSettings,
+    ensemble: Ensemble | None = None,
+    source: SourceFile | None = None,
+) -> FrameResult:
     """Read one frame of a saved exam again (pixels are never stored in the exam file).
 
     Raises SourceError when the file is gone or is no longer the file that was analysed.
@@ -194,8 +204,9 @@ def reload_frame(record: FrameRecord, settings: AnalysisSettings, ensemble: Ense
     return FrameResult(record, crop, pred)
 
 
-def overlay(crop: CropResult, prediction: FramePrediction, class_index: int, spec: InputSpec,
-            alpha: float = 0.45) -> np.ndarray:
+def overlay(
+    crop: CropResult, prediction: FramePrediction, class_index: int, spec: InputSpec, alpha: float = 0.45
+) -> np.ndarray:
     """The Grad-CAM overlay of one class on the cropped frame."""
     if prediction.cams is None:
         raise ValueError("this prediction was made without CAMs: run predict(..., cams=True)")

@@ -38,15 +38,28 @@ def main() -> None:
     rows = []
     with (fbu / "manifest.csv").open() as fh:
         for r in csv.DictReader(fh):
-            rows.append({"file": str((fbu / r["file"]).resolve()), "label": r["label"], "group": r["group"],
-                         "augmented": r["augmented"], "gestational_age_weeks": ""})
+            rows.append(
+                {
+                    "file": str((fbu / r["file"]).resolve()),
+                    "label": r["label"],
+                    "group": r["group"],
+                    "augmented": r["augmented"],
+                    "gestational_age_weeks": "",
+                }
+            )
     hc = {"train": [], "heldout": []}
     hcdir = args.shared / "hc18"
     with (hcdir / "manifest.csv").open() as fh:
         for r in csv.DictReader(fh):
             hc[hc18_half(r["subject"])].append(
-                {"file": str((hcdir / r["file"]).resolve()), "label": "hc18-normal",
-                 "group": f"hc18-{r['subject']}", "augmented": "0", "gestational_age_weeks": ""})
+                {
+                    "file": str((hcdir / r["file"]).resolve()),
+                    "label": "hc18-normal",
+                    "group": f"hc18-{r['subject']}",
+                    "augmented": "0",
+                    "gestational_age_weeks": "",
+                }
+            )
 
     def write(name: str, items: list[dict[str, str]]) -> None:
         with (args.out / name).open("w", newline="") as fh:
@@ -59,8 +72,10 @@ def main() -> None:
     write("hc18-heldout.csv", hc["heldout"])
     write("with-hc18.csv", rows + hc["train"])
     (args.out / "distill-images.txt").write_text("\n".join(r["file"] for r in hc["train"]) + "\n")
-    print(f"fetal-brain-us: {len(rows)} files; HC18: {len(hc['train'])} train-half, "
-          f"{len(hc['heldout'])} held-out images -> {args.out}")
+    print(
+        f"fetal-brain-us: {len(rows)} files; HC18: {len(hc['train'])} train-half, "
+        f"{len(hc['heldout'])} held-out images -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,14 @@ CLASSES = ["normal", "encephalocele", "ventriculomegaly"]
 
 
 def _rec(i: int, probs: list[float] | None, folds: list[list[float]] | None = None, **kw) -> FrameRecord:
-    return FrameRecord(source_path=f"/x/f{i}.png", source_sha256=hashlib.sha256(str(i).encode()).hexdigest(), index=0, probs=probs,
-                       fold_probs=folds, **kw)
+    return FrameRecord(
+        source_path=f"/x/f{i}.png",
+        source_sha256=hashlib.sha256(str(i).encode()).hexdigest(),
+        index=0,
+        probs=probs,
+        fold_probs=folds,
+        **kw,
+    )
 
 
 def test_exam_probability_is_the_mean_of_frame_probabilities():
@@ -91,14 +97,31 @@ def _full_exam() -> Exam:
     exam = Exam(
         app_version="0.1.0",
         created_at="2026-11-27T10:00:00+01:00",
-        details=ExamDetails(exam_id="E-1", patient_name="王芳", ga_weeks=22, ga_days=3,
-                            biometry_mm={"BPD": 54.2, "HC": 201.0}, biometry_sd={"HC": -0.4}),
+        details=ExamDetails(
+            exam_id="E-1",
+            patient_name="王芳",
+            ga_weeks=22,
+            ga_days=3,
+            biometry_mm={"BPD": 54.2, "HC": 201.0},
+            biometry_sd={"HC": -0.4},
+        ),
         settings=AnalysisSettings(every=80, crop="manual", manual_box=Box(1, 2, 30, 40)),
-        sources=[SourceFile(path="/x/a.avi", sha256="ab" * 32, kind="video", n_frames=66, fps=13.0),
-                 SourceFile(path="/x/bad.png", error="cannot read image 'bad.png': damaged")],
-        frames=[_rec(0, [0.7, 0.2, 0.1], folds=[[0.7, 0.2, 0.1]], crop_box=Box(0, 0, 10, 10),
-                     crop_method="auto-fan", time_s=0.0, kind="video"),
-                _rec(1, None, usable=False, unusable_reason="blank frame")],
+        sources=[
+            SourceFile(path="/x/a.avi", sha256="ab" * 32, kind="video", n_frames=66, fps=13.0),
+            SourceFile(path="/x/bad.png", error="cannot read image 'bad.png': damaged"),
+        ],
+        frames=[
+            _rec(
+                0,
+                [0.7, 0.2, 0.1],
+                folds=[[0.7, 0.2, 0.1]],
+                crop_box=Box(0, 0, 10, 10),
+                crop_method="auto-fan",
+                time_s=0.0,
+                kind="video",
+            ),
+            _rec(1, None, usable=False, unusable_reason="blank frame"),
+        ],
         bundle=BundleInfo(bundle_id="b1", sha256="cd" * 32, classes=CLASSES, class_names=["N", "E", "V"]),
         review=Review(notes="ok"),
     )

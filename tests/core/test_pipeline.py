@@ -82,8 +82,14 @@ def test_video_frames_are_sampled_every_nth_with_time(random_bundle, small_video
 def test_cancel_returns_the_frames_done_and_says_it_is_incomplete(random_bundle, small_video):
     ens = Ensemble(random_bundle, device="cpu")
     done = []
-    exam = analyse([small_video], ens, AnalysisSettings(every=1), on_progress=lambda d, t: done.append(d),
-                   cancel=lambda: len(done) > 2, batch_size=1)
+    exam = analyse(
+        [small_video],
+        ens,
+        AnalysisSettings(every=1),
+        on_progress=lambda d, t: done.append(d),
+        cancel=lambda: len(done) > 2,
+        batch_size=1,
+    )
     assert 0 < len(exam.frames) < 25
     assert exam.incomplete and "cancelled" in exam.incomplete
 
