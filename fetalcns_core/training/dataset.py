@@ -25,25 +25,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# every file type that sources can open; kept here so that indexing needs no decoder
-MEDIA_SUFFIXES = frozenset(
-    {
-        ".png",
-        ".jpg",
-        ".jpeg",
-        ".bmp",
-        ".tif",
-        ".tiff",
-        ".avi",
-        ".mp4",
-        ".mov",
-        ".mkv",
-        ".wmv",
-        ".dcm",
-        ".dicom",
-    }
-)
-
 
 class DatasetError(ValueError):
     """The training data cannot be used as given; the message says what to change."""
@@ -220,7 +201,11 @@ def read_manifest(csv_path: str | os.PathLike[str]) -> list[Sample]:
 
 
 def read_folders(root: str | os.PathLike[str]) -> list[Sample]:
-    """Samples of ``ROOT/<class>/<patient-or-exam>/...`` (labels not yet mapped)."""
+    """Samples of ``ROOT/<class>/<patient-or-exam>/...`` (labels not yet mapped). The files of a patient
+    folder are what the app would open from it (``sources.expand_paths``: recursive, hidden files
+    skipped, DICOM without an extension recognised)."""
+    from fetalcns_core.sources import SUPPORTED, expand_paths
+
     root = Path(root)
     samples: list[Sample] = []
     loose: list[Path] = []
@@ -229,16 +214,13 @@ def read_folders(root: str | os.PathLike[str]) -> list[Sample]:
             if entry.name.startswith("."):
                 continue
             if entry.is_file():
-                if entry.suffix.lower() in MEDIA_SUFFIXES:
+                if entry.suffix.lower() in SUPPORTED:
                     loose.append(entry)
                 continue
-            for path in sorted(entry.rglob("*")):
-                if path.is_file() and path.suffix.lower() in MEDIA_SUFFIXES and not path.name.startswith("."):
-                    rel = path.relative_to(root).as_posix()
-                    # the folder name alone is the group: one patient id under two classes stays one group
-                    samples.append(
-                        Sample(rel, path, class_dir.name, entry.name, original_label=class_dir.name)
-                    )
+            for path in expand_paths([entry]):
+                rel = path.relative_to(root).as_posix()
+                # the folder name alone is the group: one patient id under two classes stays one group
+                samples.append(Sample(rel, path, class_dir.name, entry.name, original_label=class_dir.name))
     if loose:
         raise DatasetError(
             f"{len(loose)} file(s) lie directly in a class folder with no patient or exam folder (e.g. "
