@@ -12,9 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app import paths
-from fetalcns_core.exam import Exam, ExamDetails, load_exam, now_iso, rediagnose, save_exam
+from fetalcns_core.exam import Exam, ExamDetails, FrameRecord, load_exam, now_iso, rediagnose, save_exam
 
 log = logging.getLogger(__name__)
+
+
+def frame_label(record: FrameRecord) -> str:
+    """A frame's name for people: its file, and for videos and cines its time (or frame number)."""
+    name = record.source_path.replace("\\", "/").rsplit("/", 1)[-1]
+    if record.kind == "image":
+        return name
+    where = f"{record.time_s:.1f} s" if record.time_s is not None else f"frame {record.index}"
+    return f"{name} · {where}"
 
 
 class ReviewLockedError(RuntimeError):
@@ -111,17 +120,17 @@ class ExamSession:
     # ------------------------------------------------------------------ frames
     def exclude(self, who: str, key: str, reason: str = "excluded by the reviewer") -> None:
         self._check_unlocked()
-        self.exam.frame(key)  # KeyError for a frame not in the exam
+        record = self.exam.frame(key)  # KeyError for a frame not in the exam
         if key in self.exam.review.excluded:
             return
         self.exam.review.excluded[key] = reason
-        self._after_frames_changed(who, f"excluded frame {key}: {reason}")
+        self._after_frames_changed(who, f"excluded frame {frame_label(record)} ({key}): {reason}")
 
     def restore(self, who: str, key: str) -> None:
         self._check_unlocked()
         if self.exam.review.excluded.pop(key, None) is None:
             return
-        self._after_frames_changed(who, f"restored frame {key}")
+        self._after_frames_changed(who, f"restored frame {frame_label(self.exam.frame(key))} ({key})")
 
     def _after_frames_changed(self, who: str, what: str) -> None:
         before = self.exam.diagnosis.top_class if self.exam.diagnosis else None

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.qtutil import MUTED, WARN_COLOUR, pixmap_from_rgb, score_colour
+from app.session import frame_label
 from fetalcns_core.exam import BundleInfo, FrameRecord, SourceFile
 
 THUMB = 72
@@ -37,14 +38,6 @@ class StripEntry:
     status: str = "ok"  # ok | unusable | excluded | failed
     abnormal: float | None = None
     thumb: QPixmap | None = None
-
-
-def frame_title(record: FrameRecord) -> str:
-    name = record.source_path.replace("\\", "/").rsplit("/", 1)[-1]
-    if record.kind == "image":
-        return name
-    where = f"{record.time_s:.1f} s" if record.time_s is not None else f"frame {record.index}"
-    return f"{name} · {where}"
 
 
 def frame_summary(record: FrameRecord, bundle: BundleInfo | None) -> tuple[str, float | None]:
@@ -64,7 +57,7 @@ def entry_for(
     record: FrameRecord, bundle: BundleInfo | None, thumb: np.ndarray | None, excluded: str | None
 ) -> StripEntry:
     top, abnormal = frame_summary(record, bundle)
-    entry = StripEntry(record.key, frame_title(record), top, abnormal=abnormal)
+    entry = StripEntry(record.key, frame_label(record), top, abnormal=abnormal)
     if not record.usable or record.out_of_scope:
         entry.status = "unusable"
         entry.line1 = "unusable"

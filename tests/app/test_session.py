@@ -62,6 +62,7 @@ def test_excluding_frames_recomputes_the_suggestion_and_clears_a_stale_agreement
     assert session.exam.diagnosis.top_class == "normal"
     assert session.exam.review.decision is None  # the agreed suggestion changed: agreement cleared
     assert "changed from encephalocele to normal" in session.exam.review.audit[-1].what
+    assert session.exam.review.audit[-2].what == f"excluded frame a.png ({a}): poor plane"
     session.restore("Dr A", b)
     exam = saved(session)
     assert set(exam.review.excluded) == {a}
