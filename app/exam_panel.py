@@ -70,11 +70,13 @@ class ExamPanel(QGroupBox):
                 "" if running or exam is None or not exam.frames else "no frame could be scored"
             )
             self.abnormal.setValue(0)
+            self.abnormal.setFormat("no score")
             self.abnormal.setEnabled(False)
             if exam is not None and exam.incomplete:
                 self._warn(f"Incomplete: {exam.incomplete}")
             return
         self.abnormal.setEnabled(True)
+        self.abnormal.setFormat("abnormal %p%")
         self.top.setText(class_label(exam, diagnosis.top_class))
         self.prob.setText(
             f"probability {100 * diagnosis.top_prob:.0f}% (mean of {diagnosis.n_frames_used} frames)"

@@ -168,8 +168,10 @@ class MainWindow(WindowOps, ReviewOps, QMainWindow):
                 self.pending_paths = items
                 self.statusBar().showMessage("Loading the model; the analysis starts when it is ready…")
             else:
+                self.pending_paths = items
                 self.notify(
-                    "No model is loaded: choose a model bundle in Settings (Ctrl+,), then open again."
+                    "No model is loaded: choose a model bundle in Settings (Ctrl+,); "
+                    "the exam is analysed as soon as the model is loaded."
                 )
             return
         self._flush_edits()

@@ -187,7 +187,9 @@ def test_pdf_report_is_exported_in_the_background(qtbot, window, image_folder, t
     assert Path(done.args[0]) == out and out.read_bytes().startswith(b"%PDF")
 
 
-def test_without_a_model_the_app_says_so_and_still_opens_saved_exams(qtbot, prefs, monkeypatch):
+def test_without_a_model_the_app_says_so_and_analyses_once_one_is_chosen(
+    qtbot, prefs, monkeypatch, app_bundle
+):
     import app.window_ops as ops
     from app.main_window import MainWindow
 
@@ -200,7 +202,13 @@ def test_without_a_model_the_app_says_so_and_still_opens_saved_exams(qtbot, pref
     assert win.no_model.button.isVisible()
     win.open_paths([SAMPLE])
     assert any("No model is loaded" in m for m in win.messages.messages)
-    assert not win.session.has_frames
+    assert not win.session.has_frames and win.exam_panel.abnormal.format() == "no score"
+    # choosing a bundle loads it, and the exam the user asked for is analysed then
+    monkeypatch.setattr(ops, "default_bundle_dir", lambda: app_bundle.path)
+    with qtbot.waitSignal(win.engine.analysis_done, timeout=120000):
+        win.load_model()
+    assert len(win.session.exam.frames) == len(list(SAMPLE.glob("*.jpg"))) and not win.no_model.isVisible()
+    win.engine.runner.wait(30000)
 
 
 def test_a_damaged_exam_file_is_a_message(qtbot, window, tmp_path):
