@@ -166,6 +166,12 @@ def predict_dataset(
     warnings = []
     if not bundle.trained:
         warnings.append("untrained test model: these figures describe random networks, not a trained model")
+    trained_on = (bundle.manifest.get("data") or {}).get("source")
+    if trained_on and Path(str(trained_on)).resolve() == Path(data).resolve():
+        warnings.append(
+            "the bundle was trained on this dataset: these figures are optimistic; report the training run's "
+            "out-of-fold evaluation (fetalcns-eval RUN_DIR) or use data the bundle has not seen"
+        )
     if unscored:
         warnings.append(f"{len(unscored)} frame(s) or file(s) could not be scored and are not in the figures")
     info = bundle.info()

@@ -129,3 +129,12 @@ def test_real_images_of_the_shared_dataset_go_through(bundle, shared_data, tmp_p
     assert len(made.table) + made.notes["n_unscored"] == len(picked) == 6
     assert made.source["crop"] == "auto"
     assert np.allclose(made.table.probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_a_bundle_on_its_own_training_data_is_flagged_optimistic(bundle, dataset):
+    update_manifest(bundle, {"data": {"source": str(dataset)}})
+    try:
+        made = predict_dataset(bundle, dataset, device="cpu", crop="none")
+    finally:
+        update_manifest(bundle, {"data": {}})
+    assert any("trained on this dataset" in w and "optimistic" in w for w in made.warnings)
