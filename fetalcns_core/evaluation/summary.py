@@ -223,7 +223,7 @@ def render_summary(result: dict[str, Any]) -> str:
     source = result.get("source") or {}
     name = source.get("name") or source.get("path") or "predictions"
     lines = [f"# Evaluation: {name}", "", f"> {result['intended_use']}", ""]
-    lines.append(f"Created {result['created_at']} with FetalCNS {result['fetalcns_version']}.")
+    lines += [f"Created {result['created_at']} with FetalCNS {result['fetalcns_version']}.", ""]
     for key, value in source.items():
         if key != "name":
             lines.append(f"- {key.replace('_', ' ')}: {value}")
