@@ -1,7 +1,7 @@
 """The app's log file: rotating, in the user's log folder, with no patient text in it.
 
-Messages from every module pass a filter that removes file paths and names (they often carry patient
-names or ids) and any text the user typed into the exam's details or the review.
+Every line written to it is scrubbed of file paths and names (they often carry patient names or ids)
+and of any text the user typed into the exam's details or the review.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ _PATH_RE = re.compile(
 )
 
 
-class PatientTextFilter(logging.Filter):
-    """Rewrites each record's message so that no path and no user-typed patient text reaches the log."""
+class PatientTextScrubber:
+    """Removes paths and user-typed patient text from log lines."""
 
     def __init__(self) -> None:
-        super().__init__()
         self._lock = threading.Lock()
         self._secrets: list[str] = []
 
@@ -46,19 +45,28 @@ class PatientTextFilter(logging.Filter):
             text = text.replace(secret, "<redacted>")
         return _PATH_RE.sub("<path>", text)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if record.exc_info:
-            formatter = logging.Formatter()
-            message = f"{message}\n{formatter.formatException(record.exc_info)}"
-            record.exc_info = None
-            record.exc_text = None
-        record.msg = self.scrub(message)
-        record.args = None
-        return True
+
+class ScrubbingFormatter(logging.Formatter):
+    """Formats a record (message and traceback) and scrubs the result; the record itself is untouched."""
+
+    def __init__(self, scrubber: PatientTextScrubber, fmt: str) -> None:
+        super().__init__(fmt)
+        self.scrubber = scrubber
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.scrubber.scrub(super().format(record))
 
 
-SCRUB = PatientTextFilter()
+SCRUB = PatientTextScrubber()
+
+
+def remove_logging() -> None:
+    """Close the app's log file handler (tests, or before setting it up again)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_fetalcns", False):
+            root.removeHandler(handler)
+            handler.close()
 
 
 def setup_logging(level: int = logging.INFO, folder: Path | None = None) -> Path:
@@ -66,17 +74,13 @@ def setup_logging(level: int = logging.INFO, folder: Path | None = None) -> Path
     folder = folder or paths.log_dir()
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / LOG_NAME
+    remove_logging()
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_fetalcns", False):
-            root.removeHandler(handler)
-            handler.close()
     handler = logging.handlers.RotatingFileHandler(
         log_path, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
     )
     handler._fetalcns = True  # type: ignore[attr-defined]
-    handler.addFilter(SCRUB)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(ScrubbingFormatter(SCRUB, "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(min(root.level or level, level))
     return log_path

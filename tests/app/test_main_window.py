@@ -3,6 +3,7 @@ review persisted through save and reopen, failed files, cancel, keyboard, drag a
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -224,6 +225,7 @@ def test_fetalcns_command_opens_the_window_on_paths(qtbot, prefs, monkeypatch, f
 
     import app.main as entry
     from app.about import AboutDialog
+    from app.logsetup import remove_logging
     from app.main_window import MainWindow
 
     prefs.intended_use_seen = False
@@ -240,9 +242,12 @@ def test_fetalcns_command_opens_the_window_on_paths(qtbot, prefs, monkeypatch, f
         return 0
 
     monkeypatch.setattr(QApplication, "exec", fake_exec)
-    monkeypatch.setattr(entry, "install_excepthook", lambda *_a: None, raising=False)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # main() installs its own: restored after
     argv = ["--open", str(image_folder)] if flag else [str(image_folder)]
-    assert entry.main([*argv, "--device", "cpu"]) == 0
+    try:
+        assert entry.main([*argv, "--device", "cpu"]) == 0
+    finally:
+        remove_logging()
     assert shown == [True]  # the intended-use notice on first start, to be acknowledged
     assert windows and len(windows[0].session.exam.frames) == 3
     assert "not a diagnosis" in windows[0].windowTitle()
