@@ -62,7 +62,7 @@ class WindowOps:
     def _model_failed(self, message: str) -> None:
         self.device_label.setText("no model")
         self.no_model.show_text(
-            f"The model bundle cannot be used: {message}", "Choose model bundle…", self.open_settings
+            f"The model could not be loaded: {message}", "Choose model bundle…", self.open_settings
         )
         if self.pending_paths:
             self.pending_paths = None
