@@ -46,14 +46,13 @@ def default_cache_dir() -> Path:
 
 
 def data_fingerprint(index: DatasetIndex, sha256: dict[str, str]) -> str:
-    """sha256 of (file, label, group, augmented, content sha256) of every sample: the same data gives the
-    same fingerprint wherever it lies, so folds trained on other machines can be joined safely."""
-    digest = hashlib.sha256()
-    for s in sorted(index.samples, key=lambda s: s.file):
-        digest.update(
-            f"{s.file}\t{s.label}\t{s.group}\t{int(s.augmented)}\t{sha256.get(s.file, '')}\n".encode()
-        )
-    return digest.hexdigest()
+    """sha256 over every sample's (content sha256, label, group, augmented): the same data gives the same
+    fingerprint wherever it lies (paths are left out), so folds trained on other machines can be joined
+    safely and folds trained on other data cannot."""
+    lines = sorted(
+        f"{sha256.get(s.file) or s.file}\t{s.label}\t{s.group}\t{int(s.augmented)}\n" for s in index.samples
+    )
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def frame_report(index: DatasetIndex, data: RunData) -> str:

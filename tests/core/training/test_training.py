@@ -263,3 +263,19 @@ def test_config_file_sets_defaults_and_the_command_line_wins(tmp_path: Path) -> 
     (tmp_path / "bad.json").write_text('{"learning_rate": 1}')
     with pytest.raises(SystemExit):
         parse_args(["--data", "x.csv", "--config", str(tmp_path / "bad.json")])
+
+
+def test_data_fingerprint_follows_content_labels_and_groups_not_paths(toy: Path, tmp_path: Path) -> None:
+    from fetalcns_core.sources import sha256_file
+    from fetalcns_core.training.dataset import LabelMap
+    from fetalcns_core.training.train import data_fingerprint
+
+    def fingerprint(root: Path, label_map: LabelMap | None = None) -> str:
+        index = build_index(root, label_map)
+        return data_fingerprint(index, {s.file: sha256_file(s.path) for s in index.samples})
+
+    moved = shutil.copytree(toy, tmp_path / "elsewhere")
+    assert fingerprint(toy) == fingerprint(moved)
+    assert fingerprint(toy) != fingerprint(toy, LabelMap.from_dict({"checker": "stripes-v"}))
+    (moved / "normal" / "normal-patient00").rename(moved / "normal" / "renamed-patient")
+    assert fingerprint(toy) != fingerprint(moved)
