@@ -10,6 +10,7 @@ inside a worker thread while Qt runs can crash PySide6's import hook, so workers
 
 from __future__ import annotations
 
+import codecs
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -17,18 +18,37 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fetalcns_core.sources import read_frame
+import numpy.ma  # noqa: F401  (imported lazily by the image and PDF libraries)
+import pydicom.errors  # noqa: F401  (sources reads DICOM with these, imported lazily)
+import pydicom.pixels  # noqa: F401  (also loads the JPEG / JPEG 2000 / RLE decoder plugins)
+from PIL import Image
 from PySide6.QtCore import QObject, Signal, Slot
 
 import fetalcns_core.report  # noqa: F401  (imported on the GUI thread, see above)
+import fetalcns_core.training.convert  # noqa: F401  (bundle loading of '-v1' networks imports it)
 from app.workers import AnalysisTask, ReloadTask, Task, TaskRunner
 from fetalcns_core import pipeline
 from fetalcns_core.bundle import load_bundle
 from fetalcns_core.ensemble import Ensemble
 from fetalcns_core.exam import AnalysisSettings, Exam, ExamDetails, FrameRecord, SourceFile
 from fetalcns_core.preprocess import InputSpec
+from fetalcns_core.sources import read_frame
 
 log = logging.getLogger(__name__)
+
+
+def preload_lazy_imports() -> None:
+    """Import now, on the GUI thread, what the core's libraries would otherwise import in a worker:
+    Pillow's file format plugins, numpy.ma, and the text codecs the PDF writer looks up."""
+    Image.init()
+    for codec in ("utf_16_be", "pdfdoc", "extpdfdoc"):
+        try:
+            codecs.lookup(codec)
+        except LookupError:
+            log.debug("codec %s not available yet", codec)
+
+
+preload_lazy_imports()
 
 
 def _load_ensemble(bundle_dir: Path, device: str) -> Ensemble:

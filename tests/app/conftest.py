@@ -96,6 +96,23 @@ def write_video(path: Path, n_frames: int, size: tuple[int, int] = (240, 320)) -
     return path
 
 
+def write_dicom_cine(path: Path, n_frames: int, frame_time_ms: float = 100.0) -> Path:
+    """A multi-frame greyscale ultrasound DICOM of fan images."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = UltrasoundMultiFrameImageStorage
+    ds.Modality = "US"
+    ds.set_pixel_data(np.stack([fan_image(i)[..., 0] for i in range(n_frames)]), "MONOCHROME2", 8)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.FrameTime = frame_time_ms
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
 def analyse_and_wait(qtbot, win, paths: list, timeout: int = 120000) -> None:
     with qtbot.waitSignal(win.engine.analysis_done, timeout=timeout):
         win.open_paths([str(p) for p in paths])

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QLabel
 from app import paths
 from app.exam_panel import class_label
 from fetalcns_core.exam import load_exam
-from tests.app.conftest import SAMPLE, analyse_and_wait, write_video
+from tests.app.conftest import SAMPLE, analyse_and_wait, write_dicom_cine, write_video
 
 
 def test_sample_exam_analyses_in_the_background_and_shows_frames_scores_cam_and_diagnosis(qtbot, window):
@@ -283,21 +283,7 @@ def test_recent_exams_reopen_from_the_menu(qtbot, window, image_folder):
 
 
 def test_a_dicom_cine_opens_as_an_exam_with_frame_times(qtbot, window, tmp_path):
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage
-
-    from tests.app.conftest import fan_image
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = UltrasoundMultiFrameImageStorage
-    ds.Modality = "US"
-    ds.set_pixel_data(np.stack([fan_image(i)[..., 0] for i in range(6)]), "MONOCHROME2", 8)
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.FrameTime = 100.0  # ms: 10 frames per second
-    path = tmp_path / "cine.dcm"
-    ds.save_as(path, enforce_file_format=True)
+    path = write_dicom_cine(tmp_path / "cine.dcm", 6, frame_time_ms=100.0)  # 10 frames per second
     window.prefs.every = 2
     analyse_and_wait(qtbot, window, [path])
     frames = window.session.exam.frames
