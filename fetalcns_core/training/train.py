@@ -155,7 +155,7 @@ def _check_same_run(existing: dict[str, Any], record: dict[str, Any], run_dir: P
                 )
             raise RunError(
                 f"'{run_dir}' holds a run with other {key}{diff}; use another --output-dir, "
-                "or the run's own settings (--config RUN/run.json)"
+                "or the run's own settings (--config RUN/run.json with its --data and --label-map)"
             )
     if existing["data"]["fingerprint"] != record["data"]["fingerprint"]:
         raise RunError(

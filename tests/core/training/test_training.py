@@ -109,6 +109,10 @@ def test_run_records_config_classes_and_a_leak_free_split(toy_run: Path, toy: Pa
         assert not set(s.val) & set(s.test) and s.val
         assert run["splits"]["validation_groups"][str(s.fold)] == list(s.val)
     assert set(run["splits"]["group_test_fold"]) == groups
+    from fetalcns_core.training.outputs import identity
+
+    again = parse_args(["--config", str(toy_run / "run.json"), "--data", str(toy)])
+    assert identity(again) == cfg  # run.json is a complete config for the same run
     log = (toy_run / "train.log").read_text()
     assert "non-aug" in log and "usable frames per class" in log and "fold 1: best epoch" in log
 
