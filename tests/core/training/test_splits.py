@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fetalcns_core.training.dataset import LabelMap
 from fetalcns_core.training.splits import (
     FoldSplit,
     SplitError,
@@ -111,7 +112,7 @@ def test_group_label_prefers_non_augmented_files() -> None:
 
 def test_real_manifest_with_five_class_map_splits_cleanly(shared_data: Path) -> None:
     root = Path(__file__).resolve().parents[3]
-    mapping = json.loads((root / "resources/label-maps/fetal-brain-us-5class.json").read_text())
+    mapping = LabelMap.load(root / "resources/label-maps/fetal-brain-us-5class.json").mapping
     with (shared_data / "fetal-brain-us" / "manifest.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     classes = sorted(set(mapping.values()))
