@@ -9,6 +9,9 @@ orientation is applied. Images of more than 8 bits are reduced to 8 bits by a sh
 level and the relative brightness: the bit depth is taken from the largest value present (a 12-bit image
 stored in 16 bits shifts by 4, a full 16-bit one by 8), so a dim image stays dim rather than being
 stretched to the full range. (16-bit colour images are reduced by Pillow, which keeps the top 8 bits.)
+
+Still images and videos are read here; DICOM files by ``fetalcns_core.dicom``; the error type and the
+8-bit reduction live in ``fetalcns_core.source_base``. All three are used through this module.
 """
 
 from __future__ import annotations
@@ -18,15 +21,30 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fetalcns_core.exam import Box, Frame, SourceFile
+from fetalcns_core.dicom import iter_dicom, probe_dicom, read_dicom_frame, ultrasound_region
+from fetalcns_core.exam import Frame, SourceFile
+from fetalcns_core.source_base import CancelFn, SourceError, damaged, frame_time, to_8bit
+
+__all__ = [
+    "DEFAULT_EVERY",
+    "SUPPORTED",
+    "CancelFn",
+    "SourceError",
+    "count_frames",
+    "expand_paths",
+    "iter_frames",
+    "probe",
+    "read_frame",
+    "sha256_file",
+    "ultrasound_region",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +55,6 @@ SUPPORTED: dict[str, str] = {
 }
 DEFAULT_EVERY = 80  # the study kept every 80th frame of a video: frames 0, 80, 160 ...
 _ASSUMED_FPS = 30.0  # for sampling by time when a video does not say its frame rate
-
-CancelFn = Callable[[], bool]
-
-
-class SourceError(Exception):
-    """An input that cannot be read; the message names the file and says what to do."""
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
@@ -119,31 +131,10 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 # --------------------------------------------------------------------------- still images
 
 
-def _damaged(path: Path, what: str = "image") -> SourceError:
-    return SourceError(f"cannot read {what} '{path.name}': file is damaged or not an {what} — re-export it")
-
-
-def _to_8bit(arr: np.ndarray) -> np.ndarray:
-    """Integer pixels of more than 8 bits to 8 bits by a shift (see the module's notes)."""
-    if arr.dtype == np.uint8:
-        return arr
-    arr = arr.astype(np.float64) if arr.dtype.kind == "f" else arr.astype(np.int64)
-    if arr.dtype.kind == "f":
-        top = float(arr.max()) if arr.size else 0.0
-        scaled = arr / top * 255.0 if top > 1.0 else arr * 255.0
-        return np.clip(scaled, 0, 255).astype(np.uint8)
-    lowest = int(arr.min()) if arr.size else 0
-    if lowest < 0:
-        arr = arr - lowest  # signed data: move the lowest value to black
-    top = int(arr.max()) if arr.size else 0
-    bits = max(8, math.ceil(math.log2(top + 1)))
-    return (arr >> (bits - 8)).astype(np.uint8)
-
-
 def _pil_to_rgb(img: Image.Image) -> np.ndarray:
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        grey = _to_8bit(np.asarray(img))
+        grey = to_8bit(np.asarray(img))
         return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
@@ -165,13 +156,13 @@ def _read_image(path: Path) -> np.ndarray:
         raise SourceError(f"cannot read '{path}': file not found — check the path") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         log.debug("image decode failed for %s: %s", path, exc)
-        raise _damaged(path) from exc
+        raise damaged(path) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise SourceError(
             f"cannot read image '{path.name}': it is too large ({exc}) — export it smaller"
         ) from exc
     if rgb.ndim != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise _damaged(path)
+        raise damaged(path)
     return rgb
 
 
@@ -200,8 +191,8 @@ class _Capture:
 
 def _bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 2:
-        return np.ascontiguousarray(np.repeat(_to_8bit(frame)[..., None], 3, axis=2))
-    frame = _to_8bit(frame)
+        return np.ascontiguousarray(np.repeat(to_8bit(frame)[..., None], 3, axis=2))
+    frame = to_8bit(frame)
     code = cv2.COLOR_BGRA2RGB if frame.shape[2] == 4 else cv2.COLOR_BGR2RGB
     return cv2.cvtColor(frame, code)
 
@@ -237,10 +228,6 @@ def _step(source: SourceFile, every: int | None, fps: float | None) -> int:
     return int(every)
 
 
-def _time(source: SourceFile, index: int) -> float | None:
-    return None if not source.fps else index / source.fps
-
-
 def _iter_video(source: SourceFile, step: int, cancel: CancelFn | None) -> Iterator[Frame]:
     path = Path(source.path)
     with _Capture(path) as cap:
@@ -256,7 +243,9 @@ def _iter_video(source: SourceFile, step: int, cancel: CancelFn | None) -> Itera
                 if not ok or frame is None:
                     log.warning("'%s': frame %d cannot be decoded; stopping there", path.name, index)
                     break
-                yield Frame(image=_bgr_to_rgb(frame), source=source, index=index, time_s=_time(source, index))
+                yield Frame(
+                    image=_bgr_to_rgb(frame), source=source, index=index, time_s=frame_time(source, index)
+                )
             index += 1
         if index == 0:
             raise SourceError(f"cannot read video '{path.name}': no frame could be decoded — re-export it")
@@ -289,153 +278,7 @@ def _read_video_frame(source: SourceFile, index: int) -> Frame:
         raise SourceError(
             f"cannot read frame {index} of video '{path.name}': the video is shorter or damaged"
         )
-    return Frame(image=_bgr_to_rgb(frame), source=source, index=index, time_s=_time(source, index))
-
-
-# --------------------------------------------------------------------------- DICOM
-
-
-def _dicom_header(path: Path) -> Any:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, AttributeError) as exc:
-        raise _damaged(path, "DICOM file") from exc
-
-
-def _dicom_fps(ds: Any) -> float | None:
-    """Frame rate from FrameTime (ms), CineRate or RecommendedDisplayFrameRate, when given."""
-    try:
-        frame_time = float(ds.get("FrameTime") or 0)
-        if frame_time > 0:
-            return 1000.0 / frame_time
-        for keyword in ("CineRate", "RecommendedDisplayFrameRate"):
-            rate = float(ds.get(keyword) or 0)
-            if rate > 0:
-                return rate
-    except (TypeError, ValueError):
-        pass
-    return None
-
-
-def _syntax(ds: Any) -> Any:
-    meta = getattr(ds, "file_meta", None)
-    return None if meta is None else meta.get("TransferSyntaxUID")
-
-
-def _check_decodable(path: Path, ds: Any) -> None:
-    from pydicom.pixels import get_decoder
-
-    syntax = _syntax(ds)
-    if syntax is None:
-        return  # no file meta: pydicom reads it as implicit little endian, uncompressed
-    try:
-        available = get_decoder(syntax).is_available
-    except NotImplementedError:
-        available = False
-    if not available:
-        raise SourceError(
-            f"cannot read DICOM file '{path.name}': its transfer syntax '{syntax.name}' ({syntax}) cannot "
-            "be decoded here — export it uncompressed (or as JPEG/RLE) from the scanner or PACS, or install "
-            "a decoder for it (pylibjpeg plugins, or gdcm)"
-        )
-
-
-def _probe_dicom(path: Path) -> tuple[int, float | None]:
-    ds = _dicom_header(path)
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        # stop_before_pixels hides it: look for the tag in the whole file
-        import pydicom
-
-        try:
-            full = pydicom.dcmread(path, defer_size=256)
-        except Exception as exc:  # noqa: BLE001 - any parse failure means a damaged file
-            raise _damaged(path, "DICOM file") from exc
-        if "PixelData" not in full:
-            raise SourceError(
-                f"cannot read DICOM file '{path.name}': it holds no image (a report or structured data?) or "
-                "is damaged — export the images again"
-            )
-    _check_decodable(path, ds)
-    n_frames = int(ds.get("NumberOfFrames") or 1)
-    return max(1, n_frames), _dicom_fps(ds)
-
-
-def _dicom_rgb(arr: np.ndarray, ds: Any) -> np.ndarray:
-    """One decoded frame to RGB uint8 (pydicom has already turned YBR into RGB)."""
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if photometric == "PALETTE COLOR":
-        from pydicom.pixels import apply_color_lut
-
-        arr = apply_color_lut(arr, ds)
-    if arr.ndim == 2:
-        bits = int(ds.get("BitsStored") or 8)
-        if arr.dtype.kind == "u" and bits > 8:  # the declared depth, not the largest value present
-            arr = (arr.astype(np.int64) >> (bits - 8)).clip(0, 255).astype(np.uint8)
-        grey = _to_8bit(arr)
-        if photometric == "MONOCHROME1":
-            grey = 255 - grey  # MONOCHROME1: high values are dark
-        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
-    return np.ascontiguousarray(_to_8bit(arr[..., :3]))
-
-
-def _dicom_frame(source: SourceFile, ds: Any, index: int, arr: np.ndarray) -> Frame:
-    return Frame(
-        image=_dicom_rgb(arr, ds),
-        source=source,
-        index=index,
-        time_s=_time(source, index) if int(ds.get("NumberOfFrames") or 1) > 1 else None,
-        region_hint=ultrasound_region(ds.get("SequenceOfUltrasoundRegions")),
-    )
-
-
-def _decode_error(path: Path, ds: Any, exc: Exception) -> SourceError:
-    syntax = _syntax(ds)
-    name = f"'{syntax.name}'" if syntax is not None else "unknown"
-    return SourceError(
-        f"cannot decode the pixels of DICOM file '{path.name}' (transfer syntax {name}): {exc} — export it "
-        "uncompressed from the scanner or PACS"
-    )
-
-
-def _iter_dicom(source: SourceFile, step: int, cancel: CancelFn | None) -> Iterator[Frame]:
-    from pydicom.pixels import iter_pixels
-
-    path = Path(source.path)
-    ds = _dicom_header(path)
-    n = int(ds.get("NumberOfFrames") or 1)
-    pixels = iter_pixels(path, indices=range(0, n, step))
-    try:
-        for index in range(0, n, step):
-            if cancel is not None and cancel():
-                log.info("reading '%s' cancelled at frame %d", path.name, index)
-                return
-            try:
-                arr = next(pixels)
-            except StopIteration:
-                return
-            except Exception as exc:  # noqa: BLE001 - decoders raise many kinds of error
-                raise _decode_error(path, ds, exc) from exc
-            yield _dicom_frame(source, ds, index, arr)
-    finally:
-        pixels.close()
-
-
-def _read_dicom_frame(source: SourceFile, index: int) -> Frame:
-    from pydicom.pixels import pixel_array
-
-    path = Path(source.path)
-    ds = _dicom_header(path)
-    n = int(ds.get("NumberOfFrames") or 1)
-    if index >= n:
-        raise SourceError(f"cannot read frame {index} of DICOM file '{path.name}': it has {n} frame(s)")
-    try:
-        arr = pixel_array(path, index=index if n > 1 else None)
-    except Exception as exc:  # noqa: BLE001 - decoders raise many kinds of error
-        raise _decode_error(path, ds, exc) from exc
-    return _dicom_frame(source, ds, index, arr)
+    return Frame(image=_bgr_to_rgb(frame), source=source, index=index, time_s=frame_time(source, index))
 
 
 # --------------------------------------------------------------------------- public API
@@ -470,7 +313,7 @@ def probe(path: str | os.PathLike[str]) -> SourceFile:
     elif kind == "video":
         n_frames, fps = _probe_video(path)
     else:
-        n_frames, fps = _probe_dicom(path)
+        n_frames, fps = probe_dicom(path)
     try:
         digest = sha256_file(path)
     except OSError as exc:
@@ -509,7 +352,7 @@ def iter_frames(
     if source.kind == "video":
         yield from _iter_video(source, step, cancel)
     elif source.kind == "dicom":
-        yield from _iter_dicom(source, step, cancel)
+        yield from iter_dicom(source, step, cancel)
     else:
         raise SourceError(f"cannot read '{path.name}': unknown kind '{source.kind}'")
 
@@ -536,26 +379,5 @@ def read_frame(source: SourceFile, index: int) -> Frame:
     if source.kind == "video":
         return _read_video_frame(source, index)
     if source.kind == "dicom":
-        return _read_dicom_frame(source, index)
+        return read_dicom_frame(source, index)
     raise SourceError(f"cannot read '{path.name}': unknown kind '{source.kind}'")
-
-
-def ultrasound_region(regions: Any) -> Box | None:
-    """The largest 2D region of a DICOM SequenceOfUltrasoundRegions, as a half-open Box."""
-    best: Box | None = None
-    for region in regions or []:
-        try:
-            box = Box(
-                int(region.RegionLocationMinX0),
-                int(region.RegionLocationMinY0),
-                int(region.RegionLocationMaxX1) + 1,
-                int(region.RegionLocationMaxY1) + 1,
-            )
-        except (AttributeError, TypeError, ValueError):
-            continue
-        spatial = getattr(region, "RegionSpatialFormat", 1)
-        if spatial not in (None, 1) or box.width <= 0 or box.height <= 0:
-            continue  # 1 = 2D tissue image; M-mode, spectral Doppler and waveforms are not
-        if best is None or box.area > best.area:
-            best = box
-    return best
