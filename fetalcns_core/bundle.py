@@ -2,8 +2,9 @@
 
 The manifest names the architecture, the classes (order = output order), the input spec, each fold's
 file, sha256 and calibration temperature, and describes the model for people (training, metrics, data,
-intended use, limitations). Weights are never pickled. Every fold file is checked against its sha256
-on load: a damaged or incomplete bundle is refused, never run as a partial ensemble.
+intended use, limitations); ``fetalcns_core.manifest`` validates and reads it, and its names are
+re-exported here. Weights are never pickled. Every fold file is checked against its sha256 on load: a
+damaged or incomplete bundle is refused, never run as a partial ensemble.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,72 +27,43 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from fetalcns_core import INTENDED_USE, __version__
-from fetalcns_core.exam import BundleInfo, atomic_write_bytes, now_iso
+from fetalcns_core.exam import atomic_write_bytes, now_iso
+from fetalcns_core.manifest import (
+    ARCHITECTURES,
+    CORE_KEYS,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    MODEL_CARD,
+    Bundle,
+    BundleError,
+    FoldSpec,
+    load_bundle,
+    validate_manifest,
+)
 from fetalcns_core.model_card import UNTRAINED_NOTE, model_card
 from fetalcns_core.preprocess import InputSpec
 from fetalcns_core.weight_codec import WEIGHT_DTYPES, WeightFileError, clean_keys, decode_state, encode_state
 
+__all__ = [
+    "ARCHITECTURES",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "MODEL_CARD",
+    "Bundle",
+    "BundleError",
+    "FoldSpec",
+    "build_network",
+    "default_bundle_dir",
+    "load_bundle",
+    "load_fold_models",
+    "make_random_bundle",
+    "update_manifest",
+    "write_bundle",
+]
+
 log = logging.getLogger(__name__)
-
-FORMAT = "fetalcns-bundle"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-MODEL_CARD = "MODEL_CARD.md"
-ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "resnet50-v1")
-# fmt: off
-_CORE_KEYS = frozenset({"format", "format_version", "bundle_id", "architecture", "classes", "class_names",
-                        "normal_class", "input", "cam_layer", "folds", "weights_dtype", "trained"})
-_REQUIRED = {"bundle_id": str, "architecture": str, "classes": list, "folds": list, "normal_class": str,
-             "input": dict}
-# fmt: on
-
-
-class BundleError(Exception):
-    """A model bundle cannot be used: missing, incomplete, damaged or of an unknown format."""
-
-
-@dataclass(frozen=True)
-class FoldSpec:
-    file: str
-    sha256: str
-    temperature: float = 1.0
-
-
-@dataclass
-class Bundle:
-    """A validated manifest and where it lies. Weights are loaded by ``load_fold_models``."""
-
-    path: Path
-    manifest: dict[str, Any]
-    bundle_id: str
-    architecture: str
-    classes: list[str]
-    class_names: list[str]
-    normal_class: str
-    input_spec: InputSpec
-    cam_layer: str
-    folds: list[FoldSpec]
-    trained: bool
-    ood: dict[str, Any] | None
-    sha256: str  # of manifest.json, which holds every fold file's sha256
-    weights_dtype: str = "float16"
-    label_map: dict[str, Any] | None = field(default=None)
-
-    @property
-    def title(self) -> str:
-        """The bundle's name for people; an untrained bundle says so."""
-        return self.bundle_id if self.trained else f"{self.bundle_id} ({UNTRAINED_NOTE})"
-
-    def info(self) -> BundleInfo:
-        return BundleInfo(
-            bundle_id=self.bundle_id,
-            sha256=self.sha256,
-            classes=list(self.classes),
-            class_names=list(self.class_names),
-            normal_class=self.normal_class,
-            trained=self.trained,
-            architecture=self.architecture,
-        )
 
 
 def build_network(arch: str, num_classes: int, device: str | torch.device = "meta") -> nn.Module:
@@ -106,97 +77,6 @@ def build_network(arch: str, num_classes: int, device: str | torch.device = "met
 
         move_strides_to_1x1(model)
     return model
-
-
-# --------------------------------------------------------------------------- manifest
-
-
-def _fail(path: Path, what: str) -> BundleError:
-    return BundleError(f"model bundle '{path}' is not usable: {what} — reinstall it or choose another bundle")
-
-
-def _validate(data: Any, path: Path) -> None:
-    if not isinstance(data, dict):
-        raise _fail(path, "manifest.json is not a JSON object")
-    if data.get("format", FORMAT) != FORMAT:
-        raise _fail(path, f"manifest format is '{data.get('format')}', expected '{FORMAT}'")
-    version = data.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise _fail(path, "manifest has no valid 'format_version'")
-    if version > FORMAT_VERSION:
-        raise BundleError(
-            f"model bundle '{path}' has format version {version}, newer than this program reads "
-            f"({FORMAT_VERSION}): update FetalCNS to use it"
-        )
-    for key, kind in _REQUIRED.items():
-        if not isinstance(data.get(key), kind):
-            raise _fail(path, f"manifest field '{key}' is missing or not a {kind.__name__}")
-    classes = data["classes"]
-    if not classes or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes):
-        raise _fail(path, "'classes' must be a non-empty list of distinct names")
-    names = data.get("class_names", classes)
-    if not isinstance(names, list) or len(names) != len(classes):
-        raise _fail(path, f"'class_names' must list {len(classes)} display names, one per class")
-    if data["normal_class"] not in classes:
-        raise _fail(path, f"normal class '{data['normal_class']}' is not one of the classes {classes}")
-    if data["architecture"] not in ARCHITECTURES:
-        raise _fail(path, f"architecture '{data['architecture']}' is unknown (supported: {ARCHITECTURES})")
-    if data.get("weights_dtype", "float32") not in WEIGHT_DTYPES:
-        raise _fail(path, f"weights_dtype '{data.get('weights_dtype')}' is not one of {WEIGHT_DTYPES}")
-    if not data["folds"]:
-        raise _fail(path, "the manifest lists no folds")
-    for i, fold in enumerate(data["folds"]):
-        ok = isinstance(fold, dict) and all(isinstance(fold.get(k), str) for k in ("file", "sha256"))
-        if not ok or Path(fold["file"]).name != fold["file"] or fold["file"].startswith("."):
-            raise _fail(path, f"fold {i} needs a plain 'file' name inside the bundle and its 'sha256'")
-        temp = fold.get("temperature", 1.0)
-        if not isinstance(temp, int | float) or not temp > 0:
-            raise _fail(path, f"fold {i} has temperature {temp!r}; it must be a positive number")
-    ood = data.get("ood")
-    if ood is not None and (not isinstance(ood, dict) or ood.get("method", "msp") not in ("msp", "energy")):
-        raise _fail(path, "'ood' must be an object with method 'msp' or 'energy' (and an optional threshold)")
-
-
-def load_bundle(path: str | os.PathLike[str]) -> Bundle:
-    """Read and validate ``manifest.json`` of the bundle folder ``path`` (weights are not read yet)."""
-    path = Path(path)
-    manifest_path = path / MANIFEST if path.is_dir() or not path.name.endswith(".json") else path
-    path = manifest_path.parent
-    try:
-        raw = manifest_path.read_bytes()
-    except OSError as exc:
-        raise BundleError(
-            f"no model bundle at '{path}' ({MANIFEST} cannot be read: {exc.strerror or exc}) — "
-            "choose a folder that holds manifest.json"
-        ) from exc
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _fail(path, f"manifest.json is not valid JSON ({exc})") from exc
-    _validate(data, path)
-    try:
-        spec = InputSpec.from_dict(data["input"])
-    except ValueError as exc:
-        raise _fail(path, str(exc)) from exc
-    return Bundle(
-        path=path,
-        manifest=data,
-        bundle_id=data["bundle_id"],
-        architecture=data["architecture"],
-        classes=list(data["classes"]),
-        class_names=[str(n) for n in data.get("class_names", data["classes"])],
-        normal_class=data["normal_class"],
-        input_spec=spec,
-        cam_layer=str(data.get("cam_layer", "layer4")),
-        folds=[
-            FoldSpec(f["file"], f["sha256"].lower(), float(f.get("temperature", 1.0))) for f in data["folds"]
-        ],
-        trained=bool(data.get("trained", True)),
-        ood=data.get("ood"),
-        sha256=hashlib.sha256(raw).hexdigest(),
-        weights_dtype=data.get("weights_dtype", "float32"),
-        label_map=data.get("label_map"),
-    )
 
 
 # --------------------------------------------------------------------------- weights
@@ -293,7 +173,7 @@ def write_bundle(
     temps = [1.0] * len(state_dicts) if temperatures is None else [float(t) for t in temperatures]
     if len(temps) != len(state_dicts) or min(temps) <= 0:
         raise ValueError(f"need one positive temperature per fold ({len(state_dicts)}), got {temperatures}")
-    clash = _CORE_KEYS & set(extra or {})
+    clash = CORE_KEYS & set(extra or {})
     if clash:
         raise ValueError(f"extra may not set {sorted(clash)}: pass them as write_bundle's arguments")
     out = Path(out_dir)
@@ -336,7 +216,7 @@ def write_bundle(
         "fetalcns_version": __version__,
     }
     manifest.update(extra or {})
-    _validate(manifest, out)
+    validate_manifest(manifest, out)
     return _write_manifest(out, manifest)
 
 
@@ -357,11 +237,11 @@ def _write_manifest(out: Path, manifest: dict[str, Any]) -> Bundle:
 def update_manifest(path: str | os.PathLike[str], fields: Mapping[str, Any]) -> Bundle:
     """Set descriptive fields (e.g. ``ood`` after calibrating its threshold, ``metrics``) of a bundle."""
     bundle = load_bundle(path)
-    clash = _CORE_KEYS & set(fields)
+    clash = CORE_KEYS & set(fields)
     if clash:
         raise ValueError(f"cannot change {sorted(clash)} of an existing bundle: write a new bundle instead")
     manifest = {**bundle.manifest, **fields}
-    _validate(manifest, bundle.path)
+    validate_manifest(manifest, bundle.path)
     return _write_manifest(bundle.path, manifest)
 
 
