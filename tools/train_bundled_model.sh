@@ -54,7 +54,7 @@ for step in $STEPS; do
       [ -f "$W/resnet34-distilled-us.safetensors" ] ||
         fetalcns-train distill --teacher "$W/resnet50-v1-imagenet.safetensors" \
           --images "$DATA/distill-images.txt" "$SHARED/scanner-frames" \
-          --out "$W/resnet34-distilled-us.safetensors" --size 128 --epochs 12 ;;
+          --out "$W/resnet34-distilled-us.safetensors" --size 128 --epochs 60 ;;
     compare)
       run_cv a-r34-scratch "$DATA/fetal-brain-us.csv" resnet34 none
       run_cv c-r34-distilled "$DATA/fetal-brain-us.csv" resnet34 "$W/resnet34-distilled-us.safetensors"
