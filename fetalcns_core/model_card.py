@@ -25,6 +25,9 @@ def model_card(manifest: Mapping[str, Any]) -> str:
     if not m.get("trained", True):
         lines += [f"> **{UNTRAINED_NOTE.capitalize()}.** For software tests only.", ""]
     lines += ["## Intended use", "", str(m.get("intended_use", INTENDED_USE)), ""]
+    # hand-written sections (classes and why, measured figures, what the model never saw, retraining)
+    for section in m.get("card_sections", []):
+        lines += [f"## {section['title']}", "", str(section["markdown"]).rstrip(), ""]
     lines += [
         "## Model",
         "",

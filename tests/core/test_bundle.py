@@ -244,3 +244,20 @@ def test_default_bundle_dir_finds_the_first_bundle_under_models(tmp_path, monkey
     shutil.copytree(random_bundle.path, models / "a-bundle")
     monkeypatch.setenv("FETALCNS_MODELS", str(models))
     assert default_bundle_dir() == models / "a-bundle"
+
+
+def test_model_card_carries_hand_written_sections_after_intended_use():
+    from fetalcns_core.model_card import model_card
+
+    manifest = {
+        "bundle_id": "b",
+        "architecture": "resnet34",
+        "classes": ["normal", "x"],
+        "normal_class": "normal",
+        "input": {"size": 224, "resize": 256},
+        "folds": [{"file": "fold-1.safetensors", "sha256": "0" * 64, "temperature": 1.0}],
+        "card_sections": [{"title": "What it has never seen", "markdown": "No anencephaly."}],
+    }
+    card = model_card(manifest)
+    assert "## What it has never seen\n\nNo anencephaly." in card
+    assert card.index("## Intended use") < card.index("## What it has never seen") < card.index("## Model")
