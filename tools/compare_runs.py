@@ -37,14 +37,18 @@ def row(run: Path) -> str:
         fpr = f"{fmt(h['specificity'], invert=True)} [{c['false_positive']}/{n}]"
     run_json = json.loads((run / "run.json").read_text())
     cfg = run_json.get("config", {})
-    return (f"| {run.name} | {cfg.get('arch')} | {Path(str(cfg.get('init'))).name} | "
-            f"{fmt(e['balanced_accuracy'])} | {fmt(e['roc_auc']['macro'])} | "
-            f"{fmt(e['normal_vs_abnormal']['auroc'])} | {fmt(i['balanced_accuracy'])} | {fpr} |")
+    return (
+        f"| {run.name} | {cfg.get('arch')} | {Path(str(cfg.get('init'))).name} | "
+        f"{fmt(e['balanced_accuracy'])} | {fmt(e['roc_auc']['macro'])} | "
+        f"{fmt(e['normal_vs_abnormal']['auroc'])} | {fmt(i['balanced_accuracy'])} | {fpr} |"
+    )
 
 
 def main() -> None:
-    print("| run | arch | init | exam bal. acc. | exam macro AUROC | exam normal-vs-abnormal AUROC "
-          "| image bal. acc. | HC18 held-out called abnormal |")
+    print(
+        "| run | arch | init | exam bal. acc. | exam macro AUROC | exam normal-vs-abnormal AUROC "
+        "| image bal. acc. | HC18 held-out called abnormal |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for arg in sys.argv[1:]:
         print(row(Path(arg)))

@@ -35,7 +35,9 @@ def cropped(path: Path) -> np.ndarray:
     return crop_frame(frame.image).image
 
 
-def fold_top_classes(models: list[torch.nn.Module], rows: list[tuple[str, int]], shared: Path, spec) -> list[int]:
+def fold_top_classes(
+    models: list[torch.nn.Module], rows: list[tuple[str, int]], shared: Path, spec
+) -> list[int]:
     tops = []
     with torch.inference_mode():
         for rel, fold in rows:
@@ -53,16 +55,27 @@ def main() -> None:
     shared = args.shared.resolve()
     bundle = load_bundle(args.bundle_dir)
     n_folds = len(bundle.folds)
-    states = [load_file(str(args.run_dir / "folds" / f"fold-{k}" / "best.safetensors")) for k in range(n_folds)]
+    states = [
+        load_file(str(args.run_dir / "folds" / f"fold-{k}" / "best.safetensors")) for k in range(n_folds)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = write_bundle(
-            Path(tmp) / "fp32", states, bundle_id=bundle.bundle_id + "-fp32", architecture=bundle.architecture,
-            classes=bundle.classes, class_names=bundle.class_names, normal_class=bundle.normal_class,
-            input_spec=bundle.input_spec, temperatures=[f.temperature for f in bundle.folds], dtype="float32",
+            Path(tmp) / "fp32",
+            states,
+            bundle_id=bundle.bundle_id + "-fp32",
+            architecture=bundle.architecture,
+            classes=bundle.classes,
+            class_names=bundle.class_names,
+            normal_class=bundle.normal_class,
+            input_spec=bundle.input_spec,
+            temperatures=[f.temperature for f in bundle.folds],
+            dtype="float32",
         )
         images = expand_paths([SAMPLE])
         preds = Ensemble(fp32, device="cpu").predict([cropped(p) for p in images], cams=False)
-        sample = {p.name: [round(float(v), 6) for v in pred.probs] for p, pred in zip(images, preds, strict=True)}
+        sample = {
+            p.name: [round(float(v), 6) for v in pred.probs] for p, pred in zip(images, preds, strict=True)
+        }
         with (args.run_dir / "oof_predictions.csv").open() as fh:
             oof = list(csv.DictReader(fh))
         rows = []
