@@ -1,9 +1,10 @@
 """Reference outputs of a bundle's full-precision (float32) folds, kept beside the compressed bundle.
 
-The shipped bundle stores its weights compressed (float16 or int8, dequantised on load). This records,
-with the training run's float32 fold weights, (1) the ensemble's probabilities on every image of the
-sample exam and (2) each fold's top class on each of its out-of-fold images, so a test can show that the
-stored bundle gives the same answers (probabilities within 0.01, the same top class everywhere).
+The shipped bundle stores its weights compressed (float16 or mixed int8/float16, dequantised on load).
+This records, with the training run's float32 fold weights, (1) the ensemble's probabilities on every
+image of the sample exam and (2) each fold's top class, with the margin between its two highest
+probabilities, on each of its out-of-fold images, so a test can show how closely the stored bundle
+follows the float32 one.
 
     python tools/make_reference.py RUN_DIR BUNDLE_DIR [--shared ../shared/data]
 """
@@ -37,12 +38,14 @@ def cropped(path: Path) -> np.ndarray:
 
 def fold_top_classes(
     models: list[torch.nn.Module], rows: list[tuple[str, int]], shared: Path, spec
-) -> list[int]:
+) -> list[tuple[int, float]]:
+    """Each row's top class by its fold, and the margin between its two highest probabilities."""
     tops = []
     with torch.inference_mode():
         for rel, fold in rows:
-            x = to_batch([cropped(shared / rel)], spec)
-            tops.append(int(models[fold](x).argmax(1)[0]))
+            p = models[fold](to_batch([cropped(shared / rel)], spec)).softmax(1)[0]
+            two = p.topk(2).values
+            tops.append((int(p.argmax()), round(float(two[0] - two[1]), 4)))
     return tops
 
 
@@ -90,7 +93,9 @@ def main() -> None:
         "bundle_id": bundle.bundle_id,
         "classes": bundle.classes,
         "sample_exam": sample,
-        "oof_top_class": [[rel, fold, top] for (rel, fold), top in zip(rows, tops, strict=True)],
+        "oof_top_class": [
+            [rel, fold, top, margin] for (rel, fold), (top, margin) in zip(rows, tops, strict=True)
+        ],
     }
     out = args.bundle_dir / "reference-fp32.json"
     out.write_text(json.dumps(ref, indent=0) + "\n")

@@ -79,18 +79,25 @@ def test_stored_weights_give_the_fp32_probabilities_on_the_sample_exam(bundle, r
         np.testing.assert_allclose(pred.probs, reference["sample_exam"][path.name], atol=0.01)
 
 
-def test_stored_weights_keep_every_out_of_fold_top_class(bundle, reference, shared_data):
+def test_stored_weights_keep_the_out_of_fold_top_classes(bundle, reference, shared_data):
+    """Every clear decision of the float32 folds is kept; near-ties may tip either way.
+
+    Measured at release (see the model card): the mixed int8/float16 folds change the top class of 11
+    of 1489 out-of-fold images, all with a float32 top-two margin below 0.2; float16 folds change 2.
+    """
     models = load_fold_models(bundle, "cpu")
-    by_fold: dict[int, list[tuple[str, int]]] = defaultdict(list)
-    for rel, fold, top in reference["oof_top_class"]:
-        by_fold[fold].append((rel, top))
-    disagreements = []
+    by_fold: dict[int, list[tuple[str, int, float]]] = defaultdict(list)
+    for rel, fold, top, margin in reference["oof_top_class"]:
+        by_fold[fold].append((rel, top, margin))
+    changed = []
     with torch.inference_mode():
         for fold, rows in by_fold.items():
             for start in range(0, len(rows), 16):
                 chunk = rows[start : start + 16]
-                x = to_batch([_cropped(shared_data / rel) for rel, _ in chunk], bundle.input_spec)
+                x = to_batch([_cropped(shared_data / rel) for rel, _, _ in chunk], bundle.input_spec)
                 tops = models[fold](x).argmax(1).tolist()
-                disagreements += [rel for (rel, want), got in zip(chunk, tops, strict=True) if want != got]
-    assert sum(len(r) for r in by_fold.values()) > 300
-    assert disagreements == []
+                changed += [(rel, m) for (rel, want, m), got in zip(chunk, tops, strict=True) if want != got]
+    n = sum(len(r) for r in by_fold.values())
+    assert n > 1000
+    assert [rel for rel, margin in changed if margin >= 0.2] == []
+    assert len(changed) <= 0.01 * n
