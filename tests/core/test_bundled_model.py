@@ -82,8 +82,8 @@ def test_stored_weights_give_the_fp32_probabilities_on_the_sample_exam(bundle, r
 def test_stored_weights_keep_the_out_of_fold_top_classes(bundle, reference, shared_data):
     """Every clear decision of the float32 folds is kept; near-ties may tip either way.
 
-    Measured at release (see the model card): the mixed int8/float16 folds change the top class of 11
-    of 1489 out-of-fold images, all with a float32 top-two margin below 0.2; float16 folds change 2.
+    Measured at release (see the model card): the stored folds change the top class of 7 of 1616
+    out-of-fold images, all near-ties (float32 top-two margin at most 0.022).
     """
     models = load_fold_models(bundle, "cpu")
     by_fold: dict[int, list[tuple[str, int, float]]] = defaultdict(list)
@@ -99,5 +99,5 @@ def test_stored_weights_keep_the_out_of_fold_top_classes(bundle, reference, shar
                 changed += [(rel, m) for (rel, want, m), got in zip(chunk, tops, strict=True) if want != got]
     n = sum(len(r) for r in by_fold.values())
     assert n > 1000
-    assert [rel for rel, margin in changed if margin >= 0.2] == []
+    assert [rel for rel, margin in changed if margin >= 0.05] == []
     assert len(changed) <= 0.01 * n
