@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fetalcns_core.sources import SourceError
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from fetalcns_core import pipeline, sources
+from fetalcns_core.sources import SourceError
 
 log = logging.getLogger(__name__)
 
