@@ -15,22 +15,10 @@ from fetalcns_core.cli import main as predict_main
 from fetalcns_core.ensemble import Ensemble
 from fetalcns_core.exam import AnalysisSettings, load_exam
 from fetalcns_core.pipeline import analyse, frame_image_provider, reload_frame
+from tests.synthetic import fan_image
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "resources" / "sample-exam"
-
-
-def _fan_image(seed: int, size: tuple[int, int] = (240, 320)) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    h, w = size
-    img = np.zeros((h, w, 3), np.uint8)
-    mask = np.zeros((h, w), np.uint8)
-    cv2.ellipse(mask, (w // 2, 10), (h - 20, h - 20), 90, -35, 35, 255, -1)
-    tex = rng.integers(40, 220, (h, w), dtype=np.uint8)
-    tex = cv2.GaussianBlur(tex, (5, 5), 0)
-    img[mask > 0] = tex[mask > 0][:, None]
-    cv2.putText(img, "GE 12/03/2024 10:41", (5, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
-    return img
 
 
 @pytest.fixture()
@@ -38,7 +26,7 @@ def exam_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "exam"
     folder.mkdir()
     for i in range(3):
-        cv2.imwrite(str(folder / f"img{i}.png"), _fan_image(i))
+        cv2.imwrite(str(folder / f"img{i}.png"), cv2.cvtColor(fan_image(i), cv2.COLOR_RGB2BGR))
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     (folder / "notes.txt").write_text("ignored: not an image")
     return folder
@@ -49,7 +37,7 @@ def small_video(tmp_path: Path) -> Path:
     path = tmp_path / "loop.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
     for i in range(25):
-        writer.write(cv2.cvtColor(_fan_image(100 + i), cv2.COLOR_RGB2BGR))
+        writer.write(cv2.cvtColor(fan_image(100 + i), cv2.COLOR_RGB2BGR))
     writer.release()
     return path
 
@@ -103,7 +91,8 @@ def test_a_saved_frame_can_be_reloaded_and_a_changed_file_is_refused(random_bund
     np.testing.assert_allclose(res.prediction.probs, rec.probs, atol=1e-5)
     images = frame_image_provider(exam, ens)(rec)
     assert images is not None and images[0].shape == images[1].shape
-    cv2.imwrite(rec.source_path, _fan_image(99))  # the file changed after the analysis
+    # the file changes after the analysis
+    cv2.imwrite(rec.source_path, cv2.cvtColor(fan_image(99), cv2.COLOR_RGB2BGR))
     assert frame_image_provider(exam, ens)(rec) is None
 
 
