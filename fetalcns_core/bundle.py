@@ -65,6 +65,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+OOD_PREFIX = "ood."
+
 
 def build_network(arch: str, num_classes: int, device: str | torch.device = "meta") -> nn.Module:
     """A torchvision ResNet with a ``num_classes`` head; on ``meta`` it allocates nothing."""
@@ -131,6 +133,8 @@ def load_fold_models(bundle: Bundle, device: str | torch.device = "cpu") -> list
         states = [f.result() for f in futures]
     models = []
     for fold, state, model in zip(bundle.folds, states, skeletons, strict=True):
+        # tensors under "ood." describe the fold's training data (out-of-scope centroids), not weights
+        extras = {key: state.pop(key) for key in [k for k in state if k.startswith(OOD_PREFIX)]}
         try:
             model.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as exc:
@@ -138,9 +142,30 @@ def load_fold_models(bundle: Bundle, device: str | torch.device = "cpu") -> list
                 f"{fold.file} of bundle {bundle.bundle_id} does not fit a {bundle.architecture} with "
                 f"{len(bundle.classes)} classes ({str(exc).splitlines()[0]}): manifest and weights disagree"
             ) from exc
+        model.ood_centroids = extras.get(OOD_PREFIX + "centroids")  # (K, C) unit vectors, or None
         models.append(model.to(device=device, memory_format=torch.channels_last).eval())
     log.info("loaded %d folds of bundle %s onto %s", len(models), bundle.bundle_id, device)
     return models
+
+
+def add_fold_tensors(path: str | os.PathLike[str], tensors: Sequence[Mapping[str, torch.Tensor]]) -> Bundle:
+    """Store extra float tensors (names under ``ood.``) in each fold file and update its sha256."""
+    bundle = load_bundle(path)
+    if len(tensors) != len(bundle.folds):
+        raise ValueError(f"need one mapping per fold ({len(bundle.folds)}), got {len(tensors)}")
+    folds = []
+    for entry, extra in zip(bundle.manifest["folds"], tensors, strict=True):
+        if any(not name.startswith(OOD_PREFIX) for name in extra):
+            raise ValueError(f"extra fold tensors must be named '{OOD_PREFIX}…'")
+        file = bundle.path / entry["file"]
+        with safe_open(file, framework="pt") as st:
+            raw = {key: st.get_tensor(key) for key in st.keys()}  # noqa: SIM118 (not a dict)
+            meta = st.metadata()
+        raw.update({name: t.detach().to("cpu", torch.float32).contiguous() for name, t in extra.items()})
+        payload = save_safetensors(raw, metadata=meta)
+        _write_file(file, payload)
+        folds.append({**entry, "sha256": hashlib.sha256(payload).hexdigest()})
+    return _write_manifest(bundle.path, {**bundle.manifest, "folds": folds})
 
 
 # --------------------------------------------------------------------------- writing

@@ -19,11 +19,10 @@ from torch import nn
 from fetalcns_core.bundle import Bundle, BundleError, load_bundle, load_fold_models
 from fetalcns_core.exam import FramePrediction
 from fetalcns_core.explain import class_activation_maps, normalise_cam
+from fetalcns_core.manifest import OOD_METHODS
 from fetalcns_core.preprocess import to_batch
 
 log = logging.getLogger(__name__)
-
-OOD_METHODS = ("msp", "energy")
 
 
 class DeviceError(RuntimeError):
@@ -119,6 +118,11 @@ class Ensemble:
         self.ood_method: str = ood.get("method", "msp")
         self.ood_threshold: float | None = None if ood.get("threshold") is None else float(ood["threshold"])
         self._energy_temperature = ood.get("temperature")
+        if self.ood_method == "feature-centroid" and any(m.ood_centroids is None for m in self.models):
+            raise BundleError(
+                f"bundle {self.bundle.bundle_id} asks for feature-centroid out-of-scope scores but its fold "
+                "files hold no 'ood.centroids': recalibrate it (tools/calibrate_ood.py) or reinstall it"
+            )
         if not self.bundle.trained:
             log.warning("bundle %s", self.bundle.title)
         log.info("ensemble of %d folds on %s", len(self.models), self.device)
@@ -145,24 +149,37 @@ class Ensemble:
         The CAM (N, K, h, w) is the fold mean of each fold's ReLU'd map of its calibrated logit (the map
         divided by the fold's temperature); both are float32 on the CPU.
         """
+        fold_logits, cam, _ = self._run(x, cams)
+        return fold_logits, cam
+
+    def _run(
+        self, x: torch.Tensor, cams: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``forward`` plus, when the folds carry centroids, the feature-centroid score (N,)."""
         if not self.models:
             raise RuntimeError("this ensemble was closed: create a new one")
         dev = torch.device(self.device)
         x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
         amp = torch.autocast("cuda", dtype=torch.float16) if dev.type == "cuda" else contextlib.nullcontext()
-        logits, cam_sum = [], None
+        logits, cam_sum, distances = [], None, []
         with torch.inference_mode():
             for model, temp in zip(self.models, self.temperatures.tolist(), strict=True):
                 with amp:
                     feats = _features(model, x)
-                    logits.append(model.fc(torch.flatten(model.avgpool(feats), 1)).float())
+                    pooled = torch.flatten(model.avgpool(feats), 1)
+                    logits.append(model.fc(pooled).float())
+                if model.ood_centroids is not None:
+                    unit = torch.nn.functional.normalize(pooled.float(), dim=1)
+                    sims = unit @ model.ood_centroids.to(unit).T  # (N, K) cosine similarity
+                    distances.append(1.0 - sims.max(dim=1).values)
                 if cams:
                     fold_cam = class_activation_maps(feats.float(), model.fc.weight.float()).relu_()
                     fold_cam.div_(temp)
                     cam_sum = fold_cam if cam_sum is None else cam_sum.add_(fold_cam)
             fold_logits = torch.stack(logits).cpu()
             cam = None if cam_sum is None else cam_sum.div_(len(self.models)).cpu()
-        return fold_logits, cam
+            distance = torch.stack(distances).mean(dim=0).cpu() if distances else None
+        return fold_logits, cam, distance
 
     def predict(
         self,
@@ -187,18 +204,24 @@ class Ensemble:
                 break
             chunk = images[start : start + batch_size]
             x = chunk if isinstance(chunk, torch.Tensor) else to_batch(chunk, self.spec)
-            fold_logits, cam = self.forward(x, cams=cams)
-            out.extend(self._predictions(fold_logits, cam))
+            fold_logits, cam, distance = self._run(x, cams)
+            out.extend(self._predictions(fold_logits, cam, distance))
             if on_progress is not None:
                 on_progress(len(out), total)
         return out
 
-    def _predictions(self, fold_logits: torch.Tensor, cam: torch.Tensor | None) -> list[FramePrediction]:
+    def _predictions(
+        self, fold_logits: torch.Tensor, cam: torch.Tensor | None, distance: torch.Tensor | None = None
+    ) -> list[FramePrediction]:
         temps = self.temperatures.view(-1, 1, 1)
         fold_probs = torch.softmax(fold_logits / temps, dim=-1)  # (F, N, K)
         probs = fold_probs.mean(dim=0).numpy()
         fold_probs_np = fold_probs.permute(1, 0, 2).numpy()  # (N, F, K)
-        scores = ood_scores(fold_logits, self.temperatures, self.ood_method, self._energy_temperature).numpy()
+        if self.ood_method == "feature-centroid" and distance is not None:
+            scores = distance.numpy()
+        else:
+            method = "msp" if self.ood_method == "feature-centroid" else self.ood_method
+            scores = ood_scores(fold_logits, self.temperatures, method, self._energy_temperature).numpy()
         maps = normalise_cam(cam) if cam is not None else None
         return [
             FramePrediction(

@@ -26,6 +26,7 @@ MANIFEST = "manifest.json"
 MODEL_CARD = "MODEL_CARD.md"
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "resnet50-v1")
 # fmt: off
+OOD_METHODS = ("msp", "energy", "feature-centroid")
 CORE_KEYS = frozenset({"format", "format_version", "bundle_id", "architecture", "classes", "class_names",
                        "normal_class", "input", "cam_layer", "folds", "weights_dtype", "trained"})
 _REQUIRED = {"bundle_id": str, "architecture": str, "classes": list, "folds": list, "normal_class": str,
@@ -124,8 +125,8 @@ def validate_manifest(data: Any, path: Path) -> None:
         if not isinstance(temp, int | float) or not temp > 0:
             raise _fail(path, f"fold {i} has temperature {temp!r}; it must be a positive number")
     ood = data.get("ood")
-    if ood is not None and (not isinstance(ood, dict) or ood.get("method", "msp") not in ("msp", "energy")):
-        raise _fail(path, "'ood' must be an object with method 'msp' or 'energy' (and an optional threshold)")
+    if ood is not None and (not isinstance(ood, dict) or ood.get("method", "msp") not in OOD_METHODS):
+        raise _fail(path, f"'ood' must be an object with a method of {OOD_METHODS} (and a threshold)")
 
 
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:

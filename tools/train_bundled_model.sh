@@ -68,6 +68,7 @@ for step in $STEPS; do
       name=${FINAL_NAME:-final}; run=$RUNS/$name; out=models/$name
       fetalcns-train assemble "$run" --weights-dtype mixed
       python tools/calibrate_ood.py "$run" "$run/bundle" --scanner "$SHARED/scanner-frames" \
+        --video "$SHARED/video/fetal-echo-cine.avi" \
         --heads "$DATA/hc18-heldout.csv" --write
       python tools/make_reference.py "$run" "$run/bundle" --shared "$SHARED"
       python tools/cam_contact_sheet.py "$run" "$run/bundle" "$RUNS/cam-contact-sheet.png" --per-class 3

@@ -149,7 +149,7 @@ def main() -> None:
         "never saw anencephaly, rachischisis, spine views, first-trimester scans or video",
         "normal and abnormal training images come from different archives (source shortcut risk)",
         "input 112 px (the study: 224 px), chosen for a CPU training budget",
-        "the out-of-scope score does not flag non-CNS frames reliably: check every frame is a brain plane",
+        "the out-of-scope score misses some non-brain frames and flags some brain frames: check every frame",
     ]
     update_manifest(
         args.bundle_dir,

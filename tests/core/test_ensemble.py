@@ -141,3 +141,35 @@ def test_a_closed_ensemble_refuses_work(random_bundle):
         assert ens.n_folds == 2 and ens.device == "cpu" and ens.classes == random_bundle.classes
     with pytest.raises(RuntimeError, match="closed"):
         ens.predict(images(1))
+
+
+def test_feature_centroid_score_is_the_distance_to_the_nearest_stored_centroid(tmp_path, random_bundle):
+    import torch.nn.functional as F
+
+    from fetalcns_core.bundle import add_fold_tensors, load_bundle
+    from fetalcns_core.ensemble import _features
+    from fetalcns_core.manifest import BundleError
+
+    bundle_dir = tmp_path / "b"
+    shutil.copytree(random_bundle.path, bundle_dir)
+    update_manifest(bundle_dir, {"ood": {"method": "feature-centroid", "threshold": 0.5}})
+    with pytest.raises(BundleError, match="ood.centroids"):
+        Ensemble(bundle_dir, "cpu")
+    gen = torch.Generator().manual_seed(0)
+    k = len(random_bundle.classes)
+    cents = [
+        {"ood.centroids": F.normalize(torch.randn(k, 512, generator=gen), dim=1)} for _ in random_bundle.folds
+    ]
+    bundle = add_fold_tensors(bundle_dir, cents)
+    assert [f.sha256 for f in bundle.folds] != [f.sha256 for f in load_bundle(random_bundle.path).folds]
+    imgs = images(3, seed=4)
+    preds = Ensemble(bundle, "cpu").predict(imgs, cams=False)
+    x = to_batch(imgs, bundle.input_spec)
+    expected = []
+    with torch.inference_mode():
+        for model, c in zip(load_fold_models(bundle), cents, strict=True):
+            unit = F.normalize(_features(model, x).mean((2, 3)), dim=1)
+            expected.append(1 - (unit @ c["ood.centroids"].T).max(1).values)
+    want = torch.stack(expected).mean(0)
+    np.testing.assert_allclose([p.ood_score for p in preds], want.numpy(), atol=1e-3)
+    assert [p.out_of_scope for p in preds] == [bool(v > 0.5) for v in want]
