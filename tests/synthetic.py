@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -17,3 +19,21 @@ def fan_image(seed: int, size: tuple[int, int] = (240, 320)) -> np.ndarray:
     img[mask > 0] = tex[mask > 0][:, None]
     cv2.putText(img, "GE 12/03/2024", (5, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
     return img
+
+
+def write_fan_images(folder: Path, n: int) -> Path:
+    """``n`` fan images as PNG files img0.png … in ``folder`` (created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"img{i}.png"), cv2.cvtColor(fan_image(i), cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def write_video(path: Path, n_frames: int, size: tuple[int, int] = (240, 320)) -> Path:
+    """An MJPG AVI of ``n_frames`` fan images at 10 frames per second."""
+    h, w = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (w, h))
+    for i in range(n_frames):
+        writer.write(cv2.cvtColor(fan_image(100 + i, size), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path

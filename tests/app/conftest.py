@@ -9,11 +9,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported b
 
 from pathlib import Path  # noqa: E402
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from tests.synthetic import fan_image  # noqa: E402
+from tests.synthetic import fan_image, write_fan_images  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "resources" / "sample-exam"
@@ -69,20 +68,7 @@ def window(qtbot, prefs):
 
 @pytest.fixture()
 def image_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(folder / f"img{i}.png"), cv2.cvtColor(fan_image(i), cv2.COLOR_RGB2BGR))
-    return folder
-
-
-def write_video(path: Path, n_frames: int, size: tuple[int, int] = (240, 320)) -> Path:
-    h, w = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (w, h))
-    for i in range(n_frames):
-        writer.write(cv2.cvtColor(fan_image(100 + i, size), cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+    return write_fan_images(tmp_path / "exam", 3)
 
 
 def write_dicom_cine(path: Path, n_frames: int, frame_time_ms: float = 100.0) -> Path:

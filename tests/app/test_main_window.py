@@ -17,7 +17,8 @@ from PySide6.QtWidgets import QLabel
 from app import paths
 from app.exam_panel import class_label
 from fetalcns_core.exam import load_exam
-from tests.app.conftest import SAMPLE, analyse_and_wait, write_dicom_cine, write_video
+from tests.app.conftest import SAMPLE, analyse_and_wait, write_dicom_cine
+from tests.synthetic import write_video
 
 
 def test_sample_exam_analyses_in_the_background_and_shows_frames_scores_cam_and_diagnosis(qtbot, window):

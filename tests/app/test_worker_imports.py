@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 import threading
 
-from tests.app.conftest import SAMPLE, analyse_and_wait, write_dicom_cine, write_video
+from tests.app.conftest import SAMPLE, analyse_and_wait, write_dicom_cine
+from tests.synthetic import write_video
 
 _RECORDING: list[list[str]] = []
 

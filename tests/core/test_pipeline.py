@@ -15,7 +15,7 @@ from fetalcns_core.cli import main as predict_main
 from fetalcns_core.ensemble import Ensemble
 from fetalcns_core.exam import AnalysisSettings, load_exam
 from fetalcns_core.pipeline import analyse, frame_image_provider, reload_frame
-from tests.synthetic import fan_image
+from tests.synthetic import fan_image, write_fan_images, write_video
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "resources" / "sample-exam"
@@ -23,10 +23,7 @@ SAMPLE = ROOT / "resources" / "sample-exam"
 
 @pytest.fixture()
 def exam_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "exam"
-    folder.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(folder / f"img{i}.png"), cv2.cvtColor(fan_image(i), cv2.COLOR_RGB2BGR))
+    folder = write_fan_images(tmp_path / "exam", 3)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     (folder / "notes.txt").write_text("ignored: not an image")
     return folder
@@ -34,12 +31,7 @@ def exam_folder(tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def small_video(tmp_path: Path) -> Path:
-    path = tmp_path / "loop.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
-    for i in range(25):
-        writer.write(cv2.cvtColor(fan_image(100 + i), cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+    return write_video(tmp_path / "loop.avi", 25)
 
 
 def test_a_folder_is_one_exam_and_a_corrupt_file_does_not_stop_the_others(random_bundle, exam_folder):
